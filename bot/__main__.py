@@ -1,0 +1,117 @@
+"""Command line: ``python -m bot`` (run the bot), ``console``, ``fill``.
+
+    python -m bot                      run the Discord bot (needs DISCORD_TOKEN)
+    python -m bot console              try the commands on standard input, without Discord
+    python -m bot fill "Le camembert est <mask> :)" --model camembert-base
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import logging.handlers
+import sys
+
+from bot.config import ConfigError, Settings
+
+log = logging.getLogger("bot")
+
+NO_TOKEN = """DISCORD_TOKEN is not set, so I can't connect to Discord.
+
+Get a token: https://discord.com/developers/applications -> New Application -> Bot ->
+Reset Token, and turn on "Message Content Intent" on the same page. Put it in a file
+named .env next to this project (see .env.example):
+
+    DISCORD_TOKEN=your-token-here
+
+To try the bot without Discord, run the console mode:
+
+    python -m bot console      (or: make console)
+"""
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # discord.py and transformers are chatty at DEBUG/INFO; keep their warnings.
+    for noisy in ("discord.gateway", "discord.http", "transformers", "httpx", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="A Discord bot for Hugging Face fill-mask models.")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the Discord bot (the default)")
+    sub.add_parser("console", help="type bot commands on standard input, without Discord")
+    fill = sub.add_parser("fill", help="fill the blanks of one sentence and print the predictions")
+    fill.add_argument("text", help='a sentence with <mask> or [MASK], e.g. "Le camembert est <mask> :)"')
+    fill.add_argument("--model", help="Hub id or local directory (default: DEFAULT_MODEL)")
+    fill.add_argument("--top-k", type=int, default=5, help="predictions per mask (1-10)")
+    fill.add_argument("--targets", help="comma-separated words to score instead of the whole vocabulary")
+    return parser.parse_args(argv)
+
+
+async def run_bot(settings: Settings) -> None:
+    from bot.client import FillMaskBot
+
+    async with FillMaskBot(settings) as bot:
+        await bot.start(settings.discord_token or "")
+
+
+def fill_once(settings: Settings, args: argparse.Namespace) -> int:
+    """The inference core alone: no Discord, no database."""
+    from bot.core.errors import FillMaskError
+    from bot.core.loading import load_masked_lm, resolve_device
+    from bot.core.masks import normalize_masks, parse_targets
+    from bot.core.types import FillRequest
+
+    reference = args.model or settings.default_model
+    try:
+        lm = load_masked_lm(
+            reference, device=resolve_device(settings.device), allow_pickle_weights=settings.allow_pickle_weights
+        )
+        targets = parse_targets(args.targets) if args.targets is not None else None
+        result = lm.predict(FillRequest(normalize_masks(args.text, lm.mask_token), args.top_k, targets))
+    except FillMaskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for number, predictions in enumerate(result.masks, start=1):
+        if len(result.masks) > 1:
+            print(f"mask {number}:")
+        for p in predictions:
+            print(f"  {p.score * 100:6.2f} %  {p.word}")
+    print(f"best: {result.best_sequence}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    try:
+        if args.command == "fill":
+            return fill_once(settings, args)
+        if args.command == "console":
+            from bot.console import run_console
+
+            asyncio.run(run_console(settings))
+            return 0
+        if not settings.discord_token:
+            print(NO_TOKEN, file=sys.stderr)
+            return 2
+        asyncio.run(run_bot(settings))
+    except KeyboardInterrupt:
+        log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

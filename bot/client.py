@@ -1,0 +1,92 @@
+"""The discord.py bot: start-up (``setup_hook``), shutdown, and the central error handler."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import discord
+from discord.ext import commands
+
+from bot.cogs import EXTENSIONS
+from bot.config import Settings
+from bot.core.loading import load_masked_lm, resolve_device
+from bot.core.registry import ModelRegistry
+from bot.replies import card_for_error, send_card
+from bot.service import FillMaskService
+from bot.storage import GuildSettingsStore, StorageError
+
+log = logging.getLogger(__name__)
+
+
+def build_registry(settings: Settings) -> ModelRegistry:
+    loader = functools.partial(
+        load_masked_lm,
+        device=resolve_device(settings.device),
+        max_masks=settings.max_masks,
+        allow_pickle_weights=settings.allow_pickle_weights,
+    )
+    return ModelRegistry(loader, max_loaded=settings.max_loaded_models, max_batch_size=settings.max_batch_size)
+
+
+class FillMaskBot(commands.Bot):
+    service: FillMaskService
+
+    def __init__(self, settings: Settings, *, registry: ModelRegistry | None = None) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True  # the prefix path reads message text
+        super().__init__(
+            command_prefix=commands.when_mentioned_or(settings.command_prefix),
+            intents=intents,
+            # Echoed text must never ping anyone (@everyone injection).
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+            chunk_guilds_at_startup=False,
+            member_cache_flags=discord.MemberCacheFlags.none(),
+        )
+        self.settings = settings
+        self.registry = registry if registry is not None else build_registry(settings)
+        self.store: GuildSettingsStore | None = None
+
+    async def setup_hook(self) -> None:
+        store = GuildSettingsStore(self.settings.database_path)
+        try:
+            self.store = await store.open()
+        except StorageError:
+            # Keep serving with the default model rather than not starting at all.
+            log.exception("settings database unavailable: every server uses %s until it is fixed", self.settings.default_model)
+            await store.close()
+        self.service = FillMaskService(
+            self.registry,
+            self.store,
+            default_model=self.settings.default_model,
+            policy=self.settings.checkpoint_policy,
+            max_masks=self.settings.max_masks,
+        )
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.settings.dev_guild_id:
+            guild = discord.Object(id=self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+            log.info("slash commands synced to the dev guild %s", self.settings.dev_guild_id)
+        # Load the default checkpoint in the background: the bot connects meanwhile.
+        self.registry.preload(self.service.default_model)
+
+    async def on_ready(self) -> None:
+        log.info("connected as %s (%s) to %d server(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+
+    async def on_command_error(self, ctx: commands.Context[commands.Bot], error: commands.CommandError) -> None:  # type: ignore[override]
+        card = card_for_error(ctx, error)
+        if card is None:
+            return
+        try:
+            await send_card(ctx, card, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not deliver an error reply in channel %s", getattr(ctx.channel, "id", "?"))
+
+    async def close(self) -> None:
+        await super().close()
+        await self.registry.aclose()
+        if self.store is not None:
+            await self.store.close()

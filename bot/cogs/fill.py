@@ -1,0 +1,74 @@
+"""``fill``: complete a sentence with the server's checkpoint (``!fill`` and ``/fill``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cards import error_card, fill_result_card, loading_card
+from bot.core.errors import FillMaskError
+from bot.core.masks import parse_fill_text
+from bot.replies import edit_card, send_card
+
+if TYPE_CHECKING:
+    from bot.client import FillMaskBot
+
+log = logging.getLogger(__name__)
+
+
+class FillCog(commands.Cog, name="Fill"):
+    def __init__(self, bot: FillMaskBot) -> None:
+        self.bot = bot
+
+    @commands.hybrid_command(name="fill", description="Fill in the blank(s) of a sentence with the server's model")
+    @app_commands.describe(
+        text="Your sentence, with <mask> (or [MASK]) where a word is missing",
+        top_k="How many predictions to show per blank (1-10, default 5)",
+        targets="Only score these words, comma-separated (e.g. bon, mauvais)",
+    )
+    async def fill(
+        self,
+        ctx: commands.Context[FillMaskBot],
+        *,
+        text: str,
+        top_k: commands.Range[int, 1, 10] | None = None,
+        targets: str | None = None,
+    ) -> None:
+        """Fill in the blanks: !fill [k=N] <sentence with <mask>> [| word, word]"""
+        service = self.bot.service
+        guild_id = ctx.guild.id if ctx.guild else None
+        # Defers the interaction at once (the 3-second deadline) or shows "typing" on the prefix path.
+        async with ctx.typing():
+            if await service.is_ready(guild_id):
+                await send_card(ctx, await self._answer(guild_id, text, top_k, targets))
+                return
+            checkpoint = await service.checkpoint_for(guild_id)
+            notice = await send_card(ctx, loading_card(checkpoint))
+            try:
+                card = await self._answer(guild_id, text, top_k, targets)
+            except Exception:
+                log.exception("fill failed after a loading notice")
+                card = error_card("Something went wrong on my side. It has been logged; please try again later.", title="Oops")
+            await edit_card(notice, card)
+
+    async def _answer(self, guild_id: int | None, text: str, top_k: int | None, targets: str | None):  # type: ignore[no-untyped-def]
+        try:
+            result = await self.bot.service.fill(guild_id, text, top_k=top_k, targets=targets)
+        except FillMaskError as exc:
+            return error_card(str(exc))
+        log.info(
+            "fill guild=%s checkpoint=%s masks=%d batch=%d latency_ms=%.0f",
+            guild_id,
+            result.checkpoint,
+            len(result.masks),
+            result.batch_size,
+            result.elapsed * 1000,
+        )
+        return fill_result_card(result, parse_fill_text(text).text)
+
+
+async def setup(bot: FillMaskBot) -> None:
+    await bot.add_cog(FillCog(bot))

@@ -1,0 +1,82 @@
+"""``model show|set|reset``: which checkpoint this server uses."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cards import CardField, error_card, escape, info_card, loading_card, ok_card
+from bot.checks import server_permissions_check
+from bot.core.errors import FillMaskError
+from bot.core.registry import ModelState
+from bot.replies import edit_card, send_card
+from bot.service import ModelStatus
+
+if TYPE_CHECKING:
+    from bot.client import FillMaskBot
+
+log = logging.getLogger(__name__)
+
+
+def status_fields(status: ModelStatus) -> tuple[CardField, ...]:
+    mask = f"`{status.mask_token}`" if status.mask_token else "known once loaded"
+    state = {
+        ModelState.LOADED: "loaded, ready",
+        ModelState.LOADING: "loading…",
+        ModelState.NOT_LOADED: "not loaded (loads on the next `fill`)",
+    }[status.state]
+    return (
+        CardField("Checkpoint", f"`{escape(status.checkpoint)}`" + (" (default)" if status.is_default else ""), True),
+        CardField("Mask token", mask, True),
+        CardField("State", state, True),
+    )
+
+
+class ModelCog(commands.Cog, name="Model"):
+    def __init__(self, bot: FillMaskBot) -> None:
+        self.bot = bot
+
+    @commands.hybrid_group(name="model", invoke_without_command=True, description="Show or change this server's model")
+    async def model(self, ctx: commands.Context[FillMaskBot]) -> None:
+        """Show this server's model; admins can `set` or `reset` it."""
+        await self.show(ctx)
+
+    @model.command(name="show", description="Show the checkpoint this server uses")
+    async def show(self, ctx: commands.Context[FillMaskBot]) -> None:
+        status = await self.bot.service.status(ctx.guild.id if ctx.guild else None)
+        await send_card(ctx, info_card("This server's model", fields=status_fields(status)))
+
+    @model.command(name="set", description="Switch this server to another fill-mask checkpoint (Manage Server)")
+    @app_commands.describe(checkpoint="A Hugging Face model id, e.g. camembert-base or bert-base-uncased")
+    @server_permissions_check(manage_guild=True)
+    async def set_(self, ctx: commands.Context[FillMaskBot], *, checkpoint: str) -> None:
+        assert ctx.guild is not None  # the check guarantees it
+        service = self.bot.service
+        previous = await service.checkpoint_for(ctx.guild.id)
+        # Answer at once (well within the interaction deadline), then edit when the load ends.
+        notice = await send_card(ctx, loading_card(checkpoint, what="Switching to"))
+        try:
+            status = await service.set_checkpoint(ctx.guild.id, checkpoint, user_id=ctx.author.id)
+        except FillMaskError as exc:
+            kept = f"\n\nThis server keeps using `{escape(previous)}`."
+            await edit_card(notice, error_card(f"{exc}{kept}", title="Model not changed"))
+            return
+        except Exception:
+            log.exception("model set %r failed", checkpoint)
+            await edit_card(notice, error_card("Something went wrong on my side; the model was not changed.", title="Oops"))
+            return
+        await edit_card(notice, ok_card("Model changed", f"This server now uses `{escape(status.checkpoint)}`.", status_fields(status)))
+
+    @model.command(name="reset", description="Go back to the bot's default checkpoint (Manage Server)")
+    @server_permissions_check(manage_guild=True)
+    async def reset(self, ctx: commands.Context[FillMaskBot]) -> None:
+        assert ctx.guild is not None
+        status = await self.bot.service.reset_checkpoint(ctx.guild.id)
+        await send_card(ctx, ok_card("Back to the default model", f"This server now uses `{escape(status.checkpoint)}`.", status_fields(status)))
+
+
+async def setup(bot: FillMaskBot) -> None:
+    await bot.add_cog(ModelCog(bot))

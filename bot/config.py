@@ -1,0 +1,112 @@
+"""Configuration from the environment and an optional ``.env`` file.
+
+Every key is documented in ``.env.example``; the names are a public interface (operators'
+scripts rely on them), so they do not change.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.core.loading import CheckpointPolicy
+
+DEFAULT_DATABASE_PATH = Path("data") / "fillmask.sqlite3"
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid; the message names the key and what is expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    discord_token: str | None = None
+    command_prefix: str = "!"
+    default_model: str = "camembert-base"
+    database_path: Path = DEFAULT_DATABASE_PATH
+    max_loaded_models: int = 2
+    allowed_models: tuple[str, ...] = ()
+    allow_local_models: bool = False
+    local_model_dirs: tuple[Path, ...] = ()
+    allow_pickle_weights: bool = False
+    device: str = "auto"
+    log_level: str = "INFO"
+    dev_guild_id: int | None = None
+    max_batch_size: int = 32
+    max_masks: int = 5
+
+    @property
+    def checkpoint_policy(self) -> CheckpointPolicy:
+        return CheckpointPolicy(
+            allowed_models=self.allowed_models,
+            allow_local_models=self.allow_local_models,
+            local_roots=self.local_model_dirs,
+        )
+
+    def __repr__(self) -> str:  # never print the token
+        token = "set" if self.discord_token else "unset"
+        return f"Settings(discord_token=<{token}>, default_model={self.default_model!r}, database_path={self.database_path!s})"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv_path: str | os.PathLike[str] | None = ".env") -> Settings:
+        """Read settings from ``env`` (default: the process environment after loading ``.env``)."""
+        if env is None:
+            if dotenv_path is not None and Path(dotenv_path).is_file():
+                from dotenv import load_dotenv
+
+                # Real environment variables win over the file, as operators expect.
+                load_dotenv(dotenv_path, override=False)
+            env = os.environ
+        get = lambda key: (env.get(key) or "").strip()  # noqa: E731
+
+        return cls(
+            discord_token=get("DISCORD_TOKEN") or None,
+            command_prefix=get("COMMAND_PREFIX") or "!",
+            default_model=get("DEFAULT_MODEL") or "camembert-base",
+            database_path=Path(get("DATABASE_PATH")) if get("DATABASE_PATH") else DEFAULT_DATABASE_PATH,
+            max_loaded_models=_int(get, "MAX_LOADED_MODELS", 2, minimum=1),
+            allowed_models=_list(get("ALLOWED_MODELS")),
+            allow_local_models=_bool(get, "ALLOW_LOCAL_MODELS"),
+            local_model_dirs=tuple(Path(p).expanduser() for p in _list(get("LOCAL_MODEL_DIRS"))),
+            allow_pickle_weights=_bool(get, "ALLOW_PICKLE_WEIGHTS"),
+            device=_choice(get, "DEVICE", "auto", ("auto", "cpu", "cuda"), prefix_ok=("cuda:",)),
+            log_level=_choice(get, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
+            dev_guild_id=_int(get, "DEV_GUILD_ID", None, minimum=1),
+            max_batch_size=_int(get, "MAX_BATCH_SIZE", 32, minimum=1),
+        )
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.replace("\n", ",").split(",") if part.strip())
+
+
+def _bool(get, key: str) -> bool:  # type: ignore[no-untyped-def]
+    raw = get(key).lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{key} must be 1 or 0 (got {raw!r})")
+
+
+def _int(get, key: str, default: int | None, *, minimum: int) -> int | None:  # type: ignore[no-untyped-def]
+    raw = get(key)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a whole number (got {raw!r})") from None
+    if value < minimum:
+        raise ConfigError(f"{key} must be at least {minimum} (got {value})")
+    return value
+
+
+def _choice(get, key: str, default: str, choices: tuple[str, ...], *, upper: bool = False, prefix_ok: tuple[str, ...] = ()) -> str:  # type: ignore[no-untyped-def]
+    raw = get(key) or default
+    value = raw.upper() if upper else raw.lower()
+    if value in choices or value.startswith(prefix_ok or ("\0",)):
+        return value
+    raise ConfigError(f"{key} must be one of {', '.join(choices)} (got {raw!r})")

@@ -1,0 +1,134 @@
+"""Console mode: the bot's commands on standard input, answered as text.
+
+Lines such as ``!fill Le camembert est <mask> :)`` or ``!model set bert-base-uncased`` go
+through the same :class:`~bot.service.FillMaskService` as Discord commands and print the same
+cards as text. The console plays an admin of one server, so ``model set`` works here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+from typing import TextIO
+
+from bot.cards import Card, error_card, fill_result_card, info_card, loading_card, ok_card
+from bot.cogs.models import status_fields
+from bot.config import Settings
+from bot.core.errors import FillMaskError
+from bot.core.masks import parse_fill_text
+from bot.service import FillMaskService
+from bot.storage import GuildSettingsStore, StorageError
+
+CONSOLE_GUILD_ID = 0
+
+HELP = """Commands:
+  !fill <sentence with <mask>>        fill the blank(s); options: k=3 at the start, | word, word at the end
+  !model show | set <checkpoint> | reset
+  !help, !quit"""
+
+
+def card_to_text(card: Card) -> str:
+    lines = [card.title]
+    if card.description:
+        lines.append(card.description)
+    for field in card.fields:
+        lines.append(f"-- {field.name} --")
+        lines.append(field.value)
+    if card.footer:
+        lines.append(f"[{card.footer}]")
+    return "\n".join(lines)
+
+
+class Console:
+    def __init__(self, service: FillMaskService, prefix: str = "!", out: TextIO = sys.stdout) -> None:
+        self.service = service
+        self.prefix = prefix
+        self.out = out
+
+    def show(self, card: Card) -> None:
+        print(card_to_text(card), file=self.out, flush=True)
+        print(file=self.out, flush=True)
+
+    async def handle(self, line: str) -> bool:
+        """Answer one line; False when the user asked to quit."""
+        line = line.strip()
+        if not line:
+            return True
+        if line.startswith(self.prefix):
+            line = line[len(self.prefix) :]
+        command, _, rest = line.partition(" ")
+        command = command.lower()
+        if command in ("quit", "exit"):
+            return False
+        if command == "help":
+            print(HELP, file=self.out, flush=True)
+        elif command == "fill":
+            await self.fill(rest)
+        elif command == "model":
+            await self.model(rest)
+        else:
+            self.show(error_card(f"Unknown command. {HELP}"))
+        return True
+
+    async def fill(self, text: str) -> None:
+        if not await self.service.is_ready(CONSOLE_GUILD_ID):
+            self.show(loading_card(await self.service.checkpoint_for(CONSOLE_GUILD_ID)))
+        try:
+            result = await self.service.fill(CONSOLE_GUILD_ID, text)
+        except FillMaskError as exc:
+            self.show(error_card(str(exc)))
+            return
+        self.show(fill_result_card(result, parse_fill_text(text).text))
+
+    async def model(self, rest: str) -> None:
+        words = shlex.split(rest) if rest.strip() else ["show"]
+        action, args = words[0].lower(), words[1:]
+        try:
+            if action == "show":
+                status = await self.service.status(CONSOLE_GUILD_ID)
+                self.show(info_card("This server's model", fields=status_fields(status)))
+            elif action == "set" and args:
+                self.show(loading_card(args[0], what="Switching to"))
+                status = await self.service.set_checkpoint(CONSOLE_GUILD_ID, args[0])
+                self.show(ok_card("Model changed", f"Now using `{status.checkpoint}`.", status_fields(status)))
+            elif action == "reset":
+                status = await self.service.reset_checkpoint(CONSOLE_GUILD_ID)
+                self.show(ok_card("Back to the default model", f"Now using `{status.checkpoint}`.", status_fields(status)))
+            else:
+                self.show(error_card("Usage: `!model show`, `!model set <checkpoint>` or `!model reset`."))
+        except FillMaskError as exc:
+            self.show(error_card(str(exc), title="Model not changed" if action == "set" else "Can't do that"))
+
+
+async def run_console(settings: Settings, stdin: TextIO = sys.stdin) -> None:
+    from bot.client import build_registry
+
+    registry = build_registry(settings)
+    store: GuildSettingsStore | None = GuildSettingsStore(settings.database_path)
+    try:
+        await store.open()  # type: ignore[union-attr]
+    except StorageError as exc:
+        print(f"(settings database unavailable: {exc}; using the default model)", file=sys.stderr)
+        await store.close()  # type: ignore[union-attr]
+        store = None
+    service = FillMaskService(
+        registry, store, default_model=settings.default_model, policy=settings.checkpoint_policy, max_masks=settings.max_masks
+    )
+    console = Console(service, settings.command_prefix)
+    registry.preload(service.default_model)
+    interactive = stdin.isatty()
+    if interactive:
+        print(f"fillmask-bot console. Default model: {settings.default_model}. Type !help.", flush=True)
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            if interactive:
+                print("> ", end="", flush=True)
+            line = await loop.run_in_executor(None, stdin.readline)
+            if not line or not await console.handle(line):
+                break
+    finally:
+        await registry.aclose()
+        if store is not None:
+            await store.close()

@@ -1,0 +1,68 @@
+"""Errors whose text is safe to show to a chat user.
+
+Every subclass of :class:`FillMaskError` carries a plain-language message written for the
+person who typed the command: no exception text from libraries, no tracebacks, no paths
+the user did not type. Anything that is *not* a ``FillMaskError`` is a bug or an outage and
+is logged, never shown.
+"""
+
+from __future__ import annotations
+
+
+class FillMaskError(Exception):
+    """Base class: ``str(exc)`` is a friendly message for the user."""
+
+
+# -- problems with the request ---------------------------------------------------------
+
+
+class InvalidRequestError(FillMaskError):
+    """The request cannot be answered as written (empty text, bad top_k, bad targets)."""
+
+
+class NoMaskError(InvalidRequestError):
+    def __init__(self, mask_token: str) -> None:
+        super().__init__(
+            f"I need a blank to fill: put `{mask_token}` (or `<mask>` / `[MASK]`) where the missing word goes, "
+            f"e.g. `Paris is the {mask_token} of France.`"
+        )
+
+
+class TooManyMasksError(InvalidRequestError):
+    def __init__(self, found: int, limit: int) -> None:
+        super().__init__(f"Your sentence has {found} masks; I can fill at most {limit} at once.")
+
+
+class InputTooLongError(InvalidRequestError):
+    def __init__(self, tokens: int, limit: int) -> None:
+        super().__init__(
+            f"Your sentence is too long for this model: it makes {tokens} tokens and the model reads at most {limit}. "
+            "Shorten it and try again."
+        )
+
+
+# -- problems with a checkpoint --------------------------------------------------------
+
+
+class CheckpointError(FillMaskError):
+    """A checkpoint could not be used (refused by policy, missing, or not a fill-mask model)."""
+
+
+class CheckpointNotAllowedError(CheckpointError):
+    pass
+
+
+class CheckpointNotFoundError(CheckpointError):
+    pass
+
+
+class NotMaskedLMError(CheckpointError):
+    pass
+
+
+class NoMaskTokenError(CheckpointError):
+    pass
+
+
+class CheckpointLoadError(CheckpointError):
+    """Loading failed for a reason the user cannot fix by rewording (corrupt files, out of memory)."""

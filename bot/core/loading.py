@@ -1,0 +1,156 @@
+"""Finding, checking and loading a fill-mask checkpoint with the transformers Auto classes.
+
+A checkpoint is named by a Hub id (``camembert-base``, ``almanach/camembert-base``) or by a
+local directory. Loading checks, in order and before the weights are read: that the name is
+allowed, that the config is a masked-LM architecture, and that the tokenizer has a mask
+token; each failure becomes a :class:`CheckpointError` the admin can read.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gc
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from bot.core.errors import (
+    CheckpointLoadError,
+    CheckpointNotAllowedError,
+    CheckpointNotFoundError,
+    NoMaskTokenError,
+    NotMaskedLMError,
+)
+from bot.core.model import DEFAULT_MAX_MASKS, MaskedLM
+
+log = logging.getLogger(__name__)
+
+# "name" or "owner/name", as the Hub accepts them.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """What an admin may ask for with ``model set`` (the owner's DEFAULT_MODEL is always allowed)."""
+
+    # fnmatch patterns such as "camembert-base" or "almanach/*"; empty allows any Hub id.
+    allowed_models: tuple[str, ...] = ()
+    allow_local_models: bool = False
+    # Directories local checkpoints must live under; empty means anywhere (when local is allowed).
+    local_roots: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def shown(reference: str) -> str:
+    """``reference`` as inline code for a message: shortened, and unable to close the code span."""
+    text = reference.replace("`", "'").replace("\n", " ")
+    return f"`{text[:97] + '...' if len(text) > 100 else text}`"
+
+
+def is_local_reference(reference: str) -> bool:
+    """A reference that looks like a path, or names an existing directory, is local.
+
+    transformers itself prefers a directory over a Hub id of the same name, so we do too.
+    """
+    return reference.startswith((".", "/", "~", "\\")) or Path(reference).expanduser().is_dir()
+
+
+def canonical_reference(reference: str) -> str:
+    """The key a checkpoint is cached and stored under: Hub ids as typed, paths made absolute."""
+    reference = reference.strip()
+    if is_local_reference(reference):
+        return str(Path(reference).expanduser().resolve())
+    return reference
+
+
+def check_allowed(reference: str, policy: CheckpointPolicy) -> str:
+    """Return the canonical reference if ``policy`` lets an admin select it, else explain why not."""
+    reference = reference.strip()
+    if not reference:
+        raise CheckpointNotAllowedError("Tell me which checkpoint to use, e.g. `camembert-base`.")
+    if is_local_reference(reference):
+        if not policy.allow_local_models:
+            raise CheckpointNotAllowedError(
+                "Local model folders are turned off on this bot; use a Hugging Face Hub id such as `camembert-base`."
+            )
+        path = Path(reference).expanduser().resolve()
+        if policy.local_roots and not any(path.is_relative_to(root.resolve()) for root in policy.local_roots):
+            raise CheckpointNotAllowedError("That folder is outside the directories the bot owner allows.")
+        return str(path)
+    if not _HUB_ID.match(reference) or ".." in reference:
+        raise CheckpointNotAllowedError(
+            f"{shown(reference)} is not a valid Hugging Face model id (it looks like `owner/name` or `name`)."
+        )
+    if policy.allowed_models and not any(
+        fnmatch.fnmatchcase(reference.lower(), pattern.lower()) for pattern in policy.allowed_models
+    ):
+        allowed = ", ".join(f"`{p}`" for p in policy.allowed_models[:10])
+        raise CheckpointNotAllowedError(f"{shown(reference)} is not on this bot's list of allowed models: {allowed}.")
+    return reference
+
+
+def resolve_device(setting: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    setting = setting.strip().lower() or "auto"
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def load_masked_lm(
+    reference: str,
+    *,
+    device: torch.device | str = "cpu",
+    max_masks: int = DEFAULT_MAX_MASKS,
+    allow_pickle_weights: bool = False,
+) -> MaskedLM:
+    """Load ``reference`` (Hub id or local directory) through the Auto classes. Blocking: call it off the loop."""
+    # Imported here so that importing the package (e.g. for ``--help``) stays fast.
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING
+
+    display = shown(reference)
+    try:
+        config = AutoConfig.from_pretrained(reference, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        log.info("config for %s not found: %s", reference, exc)
+        raise CheckpointNotFoundError(
+            f"I couldn't find a model called {display}: it is neither a folder the bot can read nor a model "
+            "it could fetch from the Hugging Face Hub. Check the spelling (e.g. `camembert-base`)."
+        ) from None
+    if type(config) not in MODEL_FOR_MASKED_LM_MAPPING:
+        raise NotMaskedLMError(
+            f"{display} is a `{config.model_type}` model without a masked-language-model head, "
+            "so it cannot fill in blanks. Pick a fill-mask model such as `camembert-base` or `bert-base-uncased`."
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(reference, trust_remote_code=False)
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning("tokenizer for %s failed to load: %s", reference, exc)
+        raise CheckpointLoadError(f"{display} has no tokenizer I can load, so I can't use it.") from None
+    if getattr(tokenizer, "mask_token", None) is None or getattr(tokenizer, "mask_token_id", None) is None:
+        raise NoMaskTokenError(f"{display}'s tokenizer has no mask token, so there is no blank it can fill.")
+    try:
+        model = AutoModelForMaskedLM.from_pretrained(
+            reference, trust_remote_code=False, use_safetensors=None if allow_pickle_weights else True
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        log.warning("weights for %s failed to load: %s", reference, exc)
+        gc.collect()
+        hint = "" if allow_pickle_weights else " (this bot only loads `.safetensors` weights)"
+        raise CheckpointLoadError(f"I couldn't load the weights of {display}{hint}.") from None
+    model.to(device)
+    lm = MaskedLM(reference, tokenizer, model, device=device, max_masks=max_masks)
+    log.info(
+        "loaded %s (%s, %.1fM parameters, mask %s, max %d tokens) on %s",
+        reference,
+        config.model_type,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        lm.mask_token,
+        lm.max_length,
+        device,
+    )
+    return lm

@@ -1,0 +1,157 @@
+"""The checkpoints in memory: shared, loaded once, bounded, and released when evicted.
+
+- Servers on the same checkpoint share one loaded copy (keyed by canonical reference).
+- Concurrent requests for a checkpoint that is loading wait on the same load.
+- At most ``max_loaded`` checkpoints stay loaded; the least recently used one is evicted
+  and its memory released (``del`` + ``gc.collect()``, transformers #18782).
+- Loading runs on a worker thread, so the event loop (and the Discord heartbeat) keeps going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import gc
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import torch
+
+from bot.core.batching import DEFAULT_MAX_BATCH_SIZE, BatchingModel
+from bot.core.model import MaskedLM
+from bot.core.types import FillRequest, FillResult
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[str], MaskedLM]
+
+
+class ModelState(enum.Enum):
+    LOADED = "loaded"
+    LOADING = "loading"
+    NOT_LOADED = "not loaded"
+
+
+class ModelRegistry:
+    def __init__(
+        self,
+        loader: Loader,
+        *,
+        max_loaded: int = 2,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    ) -> None:
+        if max_loaded < 1:
+            raise ValueError("max_loaded must be at least 1")
+        self._loader = loader
+        self.max_loaded = max_loaded
+        self.max_batch_size = max_batch_size
+        self._loaded: OrderedDict[str, BatchingModel] = OrderedDict()
+        self._loading: dict[str, asyncio.Task[BatchingModel]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self.load_seconds: dict[str, float] = {}
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def state(self, reference: str) -> ModelState:
+        if reference in self._loaded:
+            return ModelState.LOADED
+        if reference in self._loading:
+            return ModelState.LOADING
+        return ModelState.NOT_LOADED
+
+    def peek(self, reference: str) -> BatchingModel | None:
+        """The loaded model, without loading it or touching the LRU order."""
+        return self._loaded.get(reference)
+
+    @property
+    def loaded(self) -> list[str]:
+        """Loaded checkpoints, least recently used first."""
+        return list(self._loaded)
+
+    # -- loading ---------------------------------------------------------------------------
+
+    async def get(self, reference: str) -> BatchingModel:
+        """The model for ``reference``, loading it first (once, however many callers) if needed.
+
+        Raises the loader's error (a :class:`~bot.core.errors.CheckpointError` for anything a
+        user can act on); a failed load leaves nothing behind, so a later call tries again.
+        """
+        model = self._loaded.get(reference)
+        if model is not None:
+            self._loaded.move_to_end(reference)
+            return model
+        task = self._loading.get(reference)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._load(reference), name=f"load:{reference}")
+            self._loading[reference] = task
+        # shield: a caller that gives up (a cancelled command) must not cancel the shared load.
+        return await asyncio.shield(task)
+
+    def preload(self, reference: str) -> asyncio.Task[BatchingModel]:
+        """Start loading in the background; failures are logged, not raised."""
+        task = asyncio.get_running_loop().create_task(self.get(reference), name=f"preload:{reference}")
+        task.add_done_callback(_log_preload_failure)
+        return task
+
+    async def fill(self, reference: str, request: FillRequest) -> FillResult:
+        model = await self.get(reference)
+        return await model.fill(request)
+
+    async def _load(self, reference: str) -> BatchingModel:
+        started = time.perf_counter()
+        try:
+            lm = await asyncio.to_thread(self._loader, reference)
+        except BaseException:
+            self._loading.pop(reference, None)
+            gc.collect()  # whatever the failed load allocated goes now, not at some later GC
+            raise
+        model = BatchingModel(lm, max_batch_size=self.max_batch_size)
+        self.load_seconds[reference] = time.perf_counter() - started
+        self._loaded[reference] = model
+        self._loading.pop(reference, None)
+        self._evict_over_limit(keep=reference)
+        return model
+
+    # -- eviction --------------------------------------------------------------------------
+
+    def _evict_over_limit(self, *, keep: str) -> None:
+        while len(self._loaded) > self.max_loaded:
+            victim = next(name for name in self._loaded if name != keep)
+            self.evict(victim)
+
+    def evict(self, reference: str) -> bool:
+        """Unload ``reference``; requests already queued on it are still answered."""
+        model = self._loaded.pop(reference, None)
+        if model is None:
+            return False
+        log.info("unloading %s", reference)
+        task = asyncio.get_running_loop().create_task(self._release(model), name=f"unload:{reference}")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        return True
+
+    @staticmethod
+    async def _release(model: BatchingModel) -> None:
+        await model.aclose()
+        del model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    async def aclose(self) -> None:
+        for task in list(self._loading.values()):
+            task.cancel()
+        for name in list(self._loaded):
+            self.evict(name)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+def _log_preload_failure(task: asyncio.Task[BatchingModel]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("preloading failed: %s", exc)

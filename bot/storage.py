@@ -1,0 +1,170 @@
+"""Per-server settings in SQLite: which checkpoint each server uses.
+
+SQLite in WAL mode; each change is its own transaction, committed before the caller is told
+it succeeded, so an acknowledged change survives a crash. The schema carries a version
+(``PRAGMA user_version``) and is migrated forward on open. All database work runs on one
+dedicated thread: the event loop never waits on disk.
+
+Guild ids are stored as INTEGER and always passed as ``int`` (a JSON store keyed by
+``str`` vs ``int`` loses settings across restarts: gradio-discord-bot's bug).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Each entry upgrades the schema from version i to i + 1.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE guild_settings (
+        guild_id   INTEGER PRIMARY KEY,
+        checkpoint TEXT    NOT NULL,
+        updated_by INTEGER,
+        updated_at REAL    NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StorageError(Exception):
+    """The settings database cannot be used (locked, read-only, corrupt, newer schema)."""
+
+
+class GuildSettingsStore:
+    """Async access to the per-server settings table, with an in-memory read cache."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._connection: sqlite3.Connection | None = None
+        self._cache: dict[int, str | None] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> GuildSettingsStore:
+        await self._run(self._open_sync)
+        return self
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._run(self._close_sync)
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> GuildSettingsStore:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- settings --------------------------------------------------------------------------
+
+    async def get_checkpoint(self, guild_id: int) -> str | None:
+        """The checkpoint the server chose, or None for the default."""
+        guild_id = int(guild_id)
+        if guild_id in self._cache:
+            return self._cache[guild_id]
+        value = await self._run(self._get_sync, guild_id)
+        self._cache[guild_id] = value
+        return value
+
+    async def set_checkpoint(self, guild_id: int, checkpoint: str, *, updated_by: int | None = None) -> None:
+        guild_id = int(guild_id)
+        await self._run(self._set_sync, guild_id, checkpoint, updated_by)
+        self._cache[guild_id] = checkpoint
+
+    async def clear_checkpoint(self, guild_id: int) -> None:
+        guild_id = int(guild_id)
+        await self._run(self._clear_sync, guild_id)
+        self._cache[guild_id] = None
+
+    async def count_guilds_per_checkpoint(self) -> dict[str, int]:
+        return dict(await self._run(self._count_sync))
+
+    # -- the database thread ---------------------------------------------------------------
+
+    async def _run(self, func: Callable[..., T], *args: object) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+        except sqlite3.Error as exc:
+            raise StorageError(f"settings database {self.path}: {exc}") from exc
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise StorageError("the settings database is not open")
+        return self._connection
+
+    def _open_sync(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            connection = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")  # an acknowledged write is on disk
+            connection.execute("PRAGMA foreign_keys=ON")
+            self._migrate(connection)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open settings database {self.path}: {exc}") from exc
+        self._connection = connection
+        log.info("settings database %s ready (schema v%d)", self.path, SCHEMA_VERSION)
+
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection) -> None:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise StorageError(f"database schema v{version} is newer than this bot (v{SCHEMA_VERSION})")
+        for target in range(version, SCHEMA_VERSION):
+            with _transaction(connection):
+                for statement in filter(str.strip, MIGRATIONS[target].split(";")):
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {target + 1}")
+            log.info("migrated settings database to schema v%d", target + 1)
+
+    def _close_sync(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _get_sync(self, guild_id: int) -> str | None:
+        row = self._db().execute("SELECT checkpoint FROM guild_settings WHERE guild_id = ?", (guild_id,)).fetchone()
+        return row[0] if row else None
+
+    def _set_sync(self, guild_id: int, checkpoint: str, updated_by: int | None) -> None:
+        with _transaction(self._db()) as db:
+            db.execute(
+                "INSERT INTO guild_settings (guild_id, checkpoint, updated_by, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(guild_id) DO UPDATE SET checkpoint = excluded.checkpoint, "
+                "updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                (guild_id, checkpoint, updated_by, time.time()),
+            )
+
+    def _clear_sync(self, guild_id: int) -> None:
+        with _transaction(self._db()) as db:
+            db.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
+
+    def _count_sync(self) -> list[tuple[str, int]]:
+        return self._db().execute("SELECT checkpoint, COUNT(*) FROM guild_settings GROUP BY checkpoint").fetchall()
+
+
+@contextlib.contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")

@@ -1,0 +1,359 @@
+"""Test-time checkpoint factory: tiny fill-mask checkpoints built offline in seconds.
+
+The test suite never touches the Hugging Face Hub, so every model the bot loads in
+tests is built here from the toy corpora in ``tests/data``: a tokenizer is trained
+from scratch, a tiny model is trained briefly with a masked-LM objective, and both
+are written with ``save_pretrained`` so they load through the same ``Auto*`` code
+path as a real Hub checkpoint.
+
+Expected top predictions (asserted in ``tests/test_checkpoints.py``) are listed in
+``BERT_EXPECTED`` and ``CAMEMBERT_EXPECTED``.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import (
+    AutoTokenizer,
+    BertConfig,
+    BertForMaskedLM,
+    BertTokenizerFast,
+    CamembertConfig,
+    CamembertForMaskedLM,
+    CamembertTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+DATA_DIR = Path(__file__).parent / "data"
+CORPUS_EN = DATA_DIR / "corpus_en.txt"
+CORPUS_FR = DATA_DIR / "corpus_fr.txt"
+
+# Finite on purpose: the bot must be able to rely on model_max_length for truncation
+# (many Hub tokenizers report a huge sentinel value instead).
+MODEL_MAX_LENGTH = 64
+
+DEFAULT_TRAIN_STEPS = 300
+DEFAULT_SEED = 1234
+
+# Sentence -> expected top `token_str` of pipeline("fill-mask"). Every target is a
+# single token in the trained vocabulary and the corpus never completes the context
+# any other way, so a briefly trained model ranks it first.
+BERT_EXPECTED: dict[str, str] = {
+    "the cat sat on the [MASK] .": "mat",
+    "paris is the capital of [MASK] .": "france",
+    "the sky is [MASK] .": "blue",
+}
+CAMEMBERT_EXPECTED: dict[str, str] = {
+    "le camembert est <mask> .": "délicieux",
+    "le chat dort sur le <mask> .": "canapé",
+    "paris est la capitale de la <mask> .": "france",
+}
+
+# Shared tiny architecture; hidden/heads/layers keep training at a few ms per step.
+_TINY_ARCH: dict[str, Any] = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    # No dropout: we want fast, deterministic memorisation of the corpus, not generalisation.
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+}
+
+
+def read_corpus(path: Path) -> list[str]:
+    """Non-empty lines of a corpus file."""
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------- tokenizers
+
+
+def train_bert_tokenizer(corpus: Path = CORPUS_EN) -> BertTokenizerFast:
+    """Train a BERT-style WordPiece tokenizer on ``corpus`` (takes ~20 ms)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece(prefix="##")
+    # vocab_size is an upper bound: the corpus is small, so every word becomes a whole token.
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=1000, min_frequency=1, special_tokens=specials, show_progress=False
+    )
+    backend.train([str(corpus)], trainer)
+    backend.post_processor = processors.BertProcessing(
+        ("[SEP]", backend.token_to_id("[SEP]")), ("[CLS]", backend.token_to_id("[CLS]"))
+    )
+    # In transformers 5 BertTokenizerFast is an alias of BertTokenizer (tokenizers-backed).
+    return BertTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=MODEL_MAX_LENGTH,
+    )
+
+
+def train_camembert_tokenizer(out_dir: Path, corpus: Path = CORPUS_FR) -> CamembertTokenizer:
+    """Train a SentencePiece unigram model on ``corpus`` and save a CamemBERT tokenizer into ``out_dir``.
+
+    The .model file follows the original CamemBERT layout (<unk>=0, <s>=1, </s>=2, no
+    <pad>/<mask> pieces); transformers' CamembertConverter then builds the HF vocabulary
+    <s>NOTUSED, <pad>, </s>NOTUSED, <unk>, <unk>NOTUSED, <s>, </s>, ..., <mask> from it.
+    """
+    import sentencepiece as spm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = read_corpus(corpus)
+    # SentencePiece seeds unigram pieces from maximal repeats only: a word that is always
+    # followed by a space (e.g. "délicieux ." everywhere) never becomes a seed and gets split
+    # into fragments. Feeding every distinct word once as its own "sentence" makes each
+    # word end-of-sentence at least once, so frequent words become single pieces.
+    words = sorted({word for line in lines for word in line.split()})
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines + words),
+        model_writer=model,
+        model_type="unigram",  # CamembertTokenizer's backend is always a Unigram model
+        vocab_size=1000,
+        hard_vocab_limit=False,  # a toy corpus supports only ~150 pieces; take what it has
+        character_coverage=1.0,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        num_threads=1,  # determinism
+        minloglevel=2,
+    )
+    (out_dir / "sentencepiece.bpe.model").write_bytes(model.getvalue())
+    # Loading from a directory holding only sentencepiece.bpe.model goes through the
+    # slow->fast conversion (CamembertConverter.convert_from_spm); save_pretrained then
+    # adds tokenizer.json + tokenizer_config.json next to the .model file.
+    tokenizer = CamembertTokenizer.from_pretrained(str(out_dir), model_max_length=MODEL_MAX_LENGTH)
+    tokenizer.save_pretrained(str(out_dir))
+    _check_camembert_tokenizer(out_dir)
+    return tokenizer
+
+
+def _check_camembert_tokenizer(out_dir: Path) -> None:
+    """Fail early (not deep inside a test) if the saved tokenizer does not round-trip."""
+    reloaded = AutoTokenizer.from_pretrained(str(out_dir))
+    if reloaded.mask_token != "<mask>" or not isinstance(reloaded.mask_token_id, int):
+        raise RuntimeError(f"CamemBERT tokenizer lost its mask token: {reloaded.mask_token!r}")
+    ids = reloaded("le camembert est <mask> .")["input_ids"]
+    if ids.count(reloaded.mask_token_id) != 1 or reloaded.unk_token_id in ids:
+        raise RuntimeError(f"CamemBERT tokenizer does not encode <mask> as one id: {ids}")
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _mask_batch(
+    input_ids: torch.Tensor,
+    special_mask: torch.Tensor,
+    mask_token_id: int,
+    vocab_size: int,
+    generator: torch.Generator,
+    mlm_probability: float = 0.2,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's 80/10/10 masking, but with at least one masked token per sentence."""
+    labels = input_ids.clone()
+    probs = torch.full(input_ids.shape, mlm_probability)
+    probs.masked_fill_(special_mask, 0.0)
+    masked = torch.bernoulli(probs, generator=generator).bool()
+    # Force one masked position per row so short sentences always contribute a signal.
+    scores = torch.rand(input_ids.shape, generator=generator).masked_fill_(special_mask, -1.0)
+    masked[torch.arange(input_ids.shape[0]), scores.argmax(dim=1)] = True
+    labels[~masked] = -100
+
+    inputs = input_ids.clone()
+    roll = torch.rand(input_ids.shape, generator=generator)
+    inputs[masked & (roll < 0.8)] = mask_token_id
+    random_slots = masked & (roll >= 0.8) & (roll < 0.9)
+    inputs[random_slots] = torch.randint(vocab_size, input_ids.shape, generator=generator)[random_slots]
+    return inputs, labels
+
+
+def train_masked_lm(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    sentences: Sequence[str],
+    *,
+    steps: int,
+    seed: int = DEFAULT_SEED,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+) -> PreTrainedModel:
+    """Train ``model`` in place with an MLM objective on ``sentences``; returns it in eval mode."""
+    encoded = tokenizer(list(sentences), padding=True, return_tensors="pt", return_special_tokens_mask=True)
+    input_ids: torch.Tensor = encoded["input_ids"]
+    attention_mask: torch.Tensor = encoded["attention_mask"]
+    special_mask = encoded["special_tokens_mask"].bool() | (attention_mask == 0)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    # Short warmup then linear decay: converges to sharper predictions than a constant LR
+    # in the same number of steps.
+    warmup = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / (steps - warmup + 1)))
+    )
+    model.train()
+    for _ in range(steps):
+        rows = torch.randint(len(sentences), (batch_size,), generator=generator)
+        inputs, labels = _mask_batch(
+            input_ids[rows], special_mask[rows], tokenizer.mask_token_id, len(tokenizer), generator
+        )
+        loss = model(input_ids=inputs, attention_mask=attention_mask[rows], labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    model.eval()
+    return model
+
+
+def _seeded(seed: int) -> random.Random:
+    """Seed torch's global RNG (model init uses it) and return a private Python RNG."""
+    torch.manual_seed(seed)
+    return random.Random(seed)
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def _bert_config(tokenizer: PreTrainedTokenizerBase, **overrides: Any) -> BertConfig:
+    return BertConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=MODEL_MAX_LENGTH,
+        pad_token_id=tokenizer.pad_token_id,
+        **{**_TINY_ARCH, **overrides},
+    )
+
+
+def _camembert_config(tokenizer: PreTrainedTokenizerBase, **overrides: Any) -> CamembertConfig:
+    return CamembertConfig(
+        vocab_size=len(tokenizer),
+        # RoBERTa-style position ids start at pad_token_id + 1, so two extra slots are needed
+        # for the model to accept model_max_length tokens.
+        max_position_embeddings=MODEL_MAX_LENGTH + tokenizer.pad_token_id + 1,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **{**_TINY_ARCH, **overrides},
+    )
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def build_bert_checkpoint(
+    out_dir: Path, *, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = DEFAULT_SEED
+) -> Path:
+    """Build a tiny trained BERT fill-mask checkpoint (mask token "[MASK]") in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bert_tokenizer()
+    with torch.random.fork_rng(devices=[]):  # don't leak seeding into the caller's RNG state
+        _seeded(seed)
+        model = BertForMaskedLM(_bert_config(tokenizer))
+        train_masked_lm(model, tokenizer, read_corpus(CORPUS_EN), steps=train_steps, seed=seed)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def build_camembert_checkpoint(
+    out_dir: Path, *, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = DEFAULT_SEED
+) -> Path:
+    """Build a tiny trained CamemBERT fill-mask checkpoint (mask token "<mask>") in ``out_dir``."""
+    out_dir = Path(out_dir)
+    tokenizer = train_camembert_tokenizer(out_dir)
+    with torch.random.fork_rng(devices=[]):
+        _seeded(seed)
+        model = CamembertForMaskedLM(_camembert_config(tokenizer))
+        train_masked_lm(model, tokenizer, read_corpus(CORPUS_FR), steps=train_steps, seed=seed)
+    model.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def build_untrained_checkpoint(
+    out_dir: Path,
+    kind: Literal["bert", "camembert"] = "bert",
+    *,
+    seed: int = DEFAULT_SEED,
+    **config_overrides: Any,
+) -> Path:
+    """Randomly initialised checkpoint with a real tokenizer, for tests that only need shapes.
+
+    ``config_overrides`` go to the config, e.g. ``num_hidden_layers=1``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model: PreTrainedModel
+    with torch.random.fork_rng(devices=[]):
+        _seeded(seed)
+        if kind == "bert":
+            tokenizer = train_bert_tokenizer()
+            tokenizer.save_pretrained(str(out_dir))
+            model = BertForMaskedLM(_bert_config(tokenizer, **config_overrides))
+        elif kind == "camembert":
+            tokenizer = train_camembert_tokenizer(out_dir)
+            model = CamembertForMaskedLM(_camembert_config(tokenizer, **config_overrides))
+        else:
+            raise ValueError(f"unknown checkpoint kind: {kind!r}")
+    model.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def build_no_mask_checkpoint(out_dir: Path) -> Path:
+    """A valid BERT masked-LM checkpoint whose tokenizer has no mask token.
+
+    Only the tokenizer is wrong, so a loader that rejects it must be checking the mask token.
+    """
+    out_dir = build_untrained_checkpoint(out_dir, "bert")
+    tokenizer = AutoTokenizer.from_pretrained(str(out_dir), mask_token=None)
+    tokenizer.save_pretrained(str(out_dir))
+    reloaded = AutoTokenizer.from_pretrained(str(out_dir))
+    if reloaded.mask_token is not None:
+        raise RuntimeError(f"mask_token=None did not survive save/load: {reloaded.mask_token!r}")
+    return out_dir
+
+
+def build_not_masked_lm_checkpoint(out_dir: Path, *, seed: int = DEFAULT_SEED) -> Path:
+    """A causal LM (GPT-2 architecture) paired with a BERT tokenizer that does have "[MASK]".
+
+    Only the architecture is wrong, so a loader that rejects it must be checking the model
+    type; ``AutoModelForMaskedLM.from_pretrained`` raises ``ValueError`` on it.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bert_tokenizer()
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=MODEL_MAX_LENGTH,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        _seeded(seed)
+        model = GPT2LMHeadModel(config)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir
