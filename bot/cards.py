@@ -96,6 +96,13 @@ def escape(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", clean_text(text))
 
 
+def code(text: str, limit: int = 200) -> str:
+    """``text`` as inline code. Escapes are not processed inside code, so backticks are
+    replaced instead (they would close the span) and the text is shown verbatim."""
+    body = truncate(clean_text(text).replace("`", "'").replace("\n", " "), limit)
+    return f"`{body or ' '}`"
+
+
 def truncate(text: str, limit: int) -> str:
     """Cut ``text`` to at most ``limit`` characters, ending in an ellipsis when cut.
 
@@ -153,7 +160,7 @@ def quote(text: str) -> str:
 def loading_card(checkpoint: str, *, what: str = "Loading") -> Card:
     return Card(
         title=f"⏳ {what} the model…",
-        description=f"`{escape(checkpoint)}` is loading. I'll edit this message as soon as it's ready.",
+        description=f"{code(checkpoint)} is loading. I'll edit this message as soon as it's ready.",
         colour=COLOUR_LOADING,
     ).fitted()
 

@@ -12,7 +12,7 @@ import shlex
 import sys
 from typing import TextIO
 
-from bot.cards import Card, error_card, fill_result_card, info_card, loading_card, ok_card
+from bot.cards import Card, code, error_card, fill_result_card, info_card, loading_card, ok_card
 from bot.cogs.models import status_fields
 from bot.config import Settings
 from bot.core.errors import FillMaskError
@@ -91,10 +91,10 @@ class Console:
             elif action == "set" and args:
                 self.show(loading_card(args[0], what="Switching to"))
                 status = await self.service.set_checkpoint(CONSOLE_GUILD_ID, args[0])
-                self.show(ok_card("Model changed", f"Now using `{status.checkpoint}`.", status_fields(status)))
+                self.show(ok_card("Model changed", f"Now using {code(status.checkpoint)}.", status_fields(status)))
             elif action == "reset":
                 status = await self.service.reset_checkpoint(CONSOLE_GUILD_ID)
-                self.show(ok_card("Back to the default model", f"Now using `{status.checkpoint}`.", status_fields(status)))
+                self.show(ok_card("Back to the default model", f"Now using {code(status.checkpoint)}.", status_fields(status)))
             else:
                 self.show(error_card("Usage: `!model show`, `!model set <checkpoint>` or `!model reset`."))
         except FillMaskError as exc:

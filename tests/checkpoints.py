@@ -7,13 +7,13 @@ are written with ``save_pretrained`` so they load through the same ``Auto*`` cod
 path as a real Hub checkpoint.
 
 Expected top predictions (asserted in ``tests/test_checkpoints.py``) are listed in
-``BERT_EXPECTED`` and ``CAMEMBERT_EXPECTED``.
+``BERT_EXPECTED`` and ``CAMEMBERT_EXPECTED``. Builds are deterministic: the same torch
+build and thread count give bit-identical weights in every process.
 """
 
 from __future__ import annotations
 
 import io
-import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -41,12 +41,15 @@ CORPUS_FR = DATA_DIR / "corpus_fr.txt"
 # (many Hub tokenizers report a huge sentinel value instead).
 MODEL_MAX_LENGTH = 64
 
-DEFAULT_TRAIN_STEPS = 300
+# ~5 s per builder on 2 CPU cores; 600 steps already ranks the targets first, 1000 gives margins.
+DEFAULT_TRAIN_STEPS = 1000
 DEFAULT_SEED = 1234
 
-# Sentence -> expected top `token_str` of pipeline("fill-mask"). Every target is a
-# single token in the trained vocabulary and the corpus never completes the context
-# any other way, so a briefly trained model ranks it first.
+# Sentence -> expected top `token_str` of pipeline("fill-mask"). Every target is a single
+# token of the trained vocabulary, and the corpus pins each one down by nearby context
+# ("sat on the" only ever precedes "mat"; only paris/france uses "is the capital of"; only
+# "la france" follows "capitale de la"), because a 2-layer model learns long-range pairings
+# slowly. Top-1 probabilities are 0.87-0.98 with the defaults.
 BERT_EXPECTED: dict[str, str] = {
     "the cat sat on the [MASK] .": "mat",
     "paris is the capital of [MASK] .": "france",
@@ -92,6 +95,22 @@ def train_bert_tokenizer(corpus: Path = CORPUS_EN) -> BertTokenizerFast:
         vocab_size=1000, min_frequency=1, special_tokens=specials, show_progress=False
     )
     backend.train([str(corpus)], trainer)
+    # The trainer breaks merge ties in Rust HashMap order, which is randomised per process:
+    # ids and even intermediate "##" pieces change from run to run. Keep only the stable
+    # part (alphabet + every whole corpus word, all of which the trainer produced since the
+    # vocab_size cap is never reached) and sort it, so ids are identical in every process.
+    trained = set(backend.get_vocab())
+    words = {
+        word
+        for line in read_corpus(corpus)
+        for word, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(line))
+    }
+    missing = words - trained
+    if missing:
+        raise RuntimeError(f"WordPiece training did not keep whole words: {sorted(missing)[:5]}")
+    alphabet = {token for token in trained if len(token.removeprefix("##")) == 1}
+    ordered = specials + sorted(alphabet - set(specials)) + sorted(words - alphabet)
+    backend.model = models.WordPiece({token: i for i, token in enumerate(ordered)}, unk_token="[UNK]")
     backend.post_processor = processors.BertProcessing(
         ("[SEP]", backend.token_to_id("[SEP]")), ("[CLS]", backend.token_to_id("[CLS]"))
     )
@@ -225,12 +244,6 @@ def train_masked_lm(
     return model
 
 
-def _seeded(seed: int) -> random.Random:
-    """Seed torch's global RNG (model init uses it) and return a private Python RNG."""
-    torch.manual_seed(seed)
-    return random.Random(seed)
-
-
 # --------------------------------------------------------------------------- configs
 
 
@@ -268,7 +281,7 @@ def build_bert_checkpoint(
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = train_bert_tokenizer()
     with torch.random.fork_rng(devices=[]):  # don't leak seeding into the caller's RNG state
-        _seeded(seed)
+        torch.manual_seed(seed)  # model init draws from the global RNG
         model = BertForMaskedLM(_bert_config(tokenizer))
         train_masked_lm(model, tokenizer, read_corpus(CORPUS_EN), steps=train_steps, seed=seed)
     model.save_pretrained(str(out_dir))
@@ -283,7 +296,7 @@ def build_camembert_checkpoint(
     out_dir = Path(out_dir)
     tokenizer = train_camembert_tokenizer(out_dir)
     with torch.random.fork_rng(devices=[]):
-        _seeded(seed)
+        torch.manual_seed(seed)  # model init draws from the global RNG
         model = CamembertForMaskedLM(_camembert_config(tokenizer))
         train_masked_lm(model, tokenizer, read_corpus(CORPUS_FR), steps=train_steps, seed=seed)
     model.save_pretrained(str(out_dir))
@@ -305,7 +318,7 @@ def build_untrained_checkpoint(
     out_dir.mkdir(parents=True, exist_ok=True)
     model: PreTrainedModel
     with torch.random.fork_rng(devices=[]):
-        _seeded(seed)
+        torch.manual_seed(seed)  # model init draws from the global RNG
         if kind == "bert":
             tokenizer = train_bert_tokenizer()
             tokenizer.save_pretrained(str(out_dir))
@@ -323,6 +336,8 @@ def build_no_mask_checkpoint(out_dir: Path) -> Path:
     """A valid BERT masked-LM checkpoint whose tokenizer has no mask token.
 
     Only the tokenizer is wrong, so a loader that rejects it must be checking the mask token.
+    ("[MASK]" is still a vocabulary entry; it just isn't declared as ``mask_token``, which
+    tokenizer_config.json records as null.)
     """
     out_dir = build_untrained_checkpoint(out_dir, "bert")
     tokenizer = AutoTokenizer.from_pretrained(str(out_dir), mask_token=None)
@@ -352,7 +367,7 @@ def build_not_masked_lm_checkpoint(out_dir: Path, *, seed: int = DEFAULT_SEED) -
         eos_token_id=tokenizer.sep_token_id,
     )
     with torch.random.fork_rng(devices=[]):
-        _seeded(seed)
+        torch.manual_seed(seed)  # model init draws from the global RNG
         model = GPT2LMHeadModel(config)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))

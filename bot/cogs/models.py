@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cards import CardField, error_card, escape, info_card, loading_card, ok_card
+from bot.cards import CardField, code, error_card, info_card, loading_card, ok_card
 from bot.checks import server_permissions_check
 from bot.core.errors import FillMaskError
 from bot.core.registry import ModelState
@@ -22,14 +22,14 @@ log = logging.getLogger(__name__)
 
 
 def status_fields(status: ModelStatus) -> tuple[CardField, ...]:
-    mask = f"`{status.mask_token}`" if status.mask_token else "known once loaded"
+    mask = code(status.mask_token) if status.mask_token else "known once loaded"
     state = {
         ModelState.LOADED: "loaded, ready",
         ModelState.LOADING: "loading…",
         ModelState.NOT_LOADED: "not loaded (loads on the next `fill`)",
     }[status.state]
     return (
-        CardField("Checkpoint", f"`{escape(status.checkpoint)}`" + (" (default)" if status.is_default else ""), True),
+        CardField("Checkpoint", code(status.checkpoint) + (" (default)" if status.is_default else ""), True),
         CardField("Mask token", mask, True),
         CardField("State", state, True),
     )
@@ -61,21 +61,21 @@ class ModelCog(commands.Cog, name="Model"):
         try:
             status = await service.set_checkpoint(ctx.guild.id, checkpoint, user_id=ctx.author.id)
         except FillMaskError as exc:
-            kept = f"\n\nThis server keeps using `{escape(previous)}`."
+            kept = f"\n\nThis server keeps using {code(previous)}."
             await edit_card(notice, error_card(f"{exc}{kept}", title="Model not changed"))
             return
         except Exception:
             log.exception("model set %r failed", checkpoint)
             await edit_card(notice, error_card("Something went wrong on my side; the model was not changed.", title="Oops"))
             return
-        await edit_card(notice, ok_card("Model changed", f"This server now uses `{escape(status.checkpoint)}`.", status_fields(status)))
+        await edit_card(notice, ok_card("Model changed", f"This server now uses {code(status.checkpoint)}.", status_fields(status)))
 
     @model.command(name="reset", description="Go back to the bot's default checkpoint (Manage Server)")
     @server_permissions_check(manage_guild=True)
     async def reset(self, ctx: commands.Context[FillMaskBot]) -> None:
         assert ctx.guild is not None
         status = await self.bot.service.reset_checkpoint(ctx.guild.id)
-        await send_card(ctx, ok_card("Back to the default model", f"This server now uses `{escape(status.checkpoint)}`.", status_fields(status)))
+        await send_card(ctx, ok_card("Back to the default model", f"This server now uses {code(status.checkpoint)}.", status_fields(status)))
 
 
 async def setup(bot: FillMaskBot) -> None:

@@ -1,0 +1,47 @@
+"""Shared fixtures. Tests never touch the Hugging Face Hub: checkpoints come from tests/checkpoints.py."""
+
+from __future__ import annotations
+
+import os
+
+# Must run before anything imports huggingface_hub/transformers: both read these at import time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from checkpoints import (  # noqa: E402
+    build_bert_checkpoint,
+    build_camembert_checkpoint,
+    build_no_mask_checkpoint,
+    build_not_masked_lm_checkpoint,
+)
+
+# Session scope: each checkpoint is built at most once per test session (a few seconds each)
+# and must be treated as read-only by tests.
+
+
+@pytest.fixture(scope="session")
+def bert_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny trained BERT fill-mask checkpoint ("[MASK]"); see checkpoints.BERT_EXPECTED."""
+    return build_bert_checkpoint(tmp_path_factory.mktemp("bert-checkpoint"))
+
+
+@pytest.fixture(scope="session")
+def camembert_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny trained CamemBERT fill-mask checkpoint ("<mask>"); see checkpoints.CAMEMBERT_EXPECTED."""
+    return build_camembert_checkpoint(tmp_path_factory.mktemp("camembert-checkpoint"))
+
+
+@pytest.fixture(scope="session")
+def no_mask_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """BERT masked LM whose tokenizer has no mask token."""
+    return build_no_mask_checkpoint(tmp_path_factory.mktemp("no-mask-checkpoint"))
+
+
+@pytest.fixture(scope="session")
+def not_mlm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GPT-2 (causal LM) weights with a tokenizer that does have "[MASK]"."""
+    return build_not_masked_lm_checkpoint(tmp_path_factory.mktemp("not-mlm-checkpoint"))

@@ -1,0 +1,193 @@
+"""The registry of loaded checkpoints: shared loads, LRU eviction, memory release, a free loop."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import pytest
+
+from bot.core.batching import BatchingModel
+from bot.core.errors import CheckpointNotFoundError, NotMaskedLMError
+from bot.core.loading import load_masked_lm
+from bot.core.model import MaskedLM
+from bot.core.registry import ModelRegistry, ModelState
+from bot.core.types import FillRequest
+
+
+class CountingLoader:
+    """A real loader that counts calls, can be slowed down, and tracks what it returned."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[str] = []
+        self.delay = delay
+        self.returned: list[weakref.ref[MaskedLM]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, reference: str) -> MaskedLM:
+        with self._lock:
+            self.calls.append(reference)
+        time.sleep(self.delay)  # a download: blocking, and it must not block the event loop
+        lm = load_masked_lm(reference)
+        self.returned.append(weakref.ref(lm))
+        return lm
+
+
+async def test_concurrent_gets_share_one_load(bert_checkpoint: Path) -> None:
+    loader = CountingLoader(delay=0.3)
+    registry = ModelRegistry(loader, max_loaded=2)
+    ref = str(bert_checkpoint)
+    try:
+        models = await asyncio.gather(*(registry.get(ref) for _ in range(10)))
+        assert loader.calls == [ref]
+        assert all(m is models[0] for m in models)
+        assert registry.state(ref) is ModelState.LOADED
+    finally:
+        await registry.aclose()
+
+
+async def test_state_reports_loading_while_it_loads(bert_checkpoint: Path) -> None:
+    registry = ModelRegistry(CountingLoader(delay=0.3), max_loaded=1)
+    ref = str(bert_checkpoint)
+    try:
+        assert registry.state(ref) is ModelState.NOT_LOADED
+        task = asyncio.ensure_future(registry.get(ref))
+        await asyncio.sleep(0.05)
+        assert registry.state(ref) is ModelState.LOADING
+        await task
+        assert registry.state(ref) is ModelState.LOADED
+    finally:
+        await registry.aclose()
+
+
+async def test_least_recently_used_is_evicted_and_released(bert_checkpoint: Path, camembert_checkpoint: Path) -> None:
+    loader = CountingLoader()
+    registry = ModelRegistry(loader, max_loaded=1)
+    bert, camembert = str(bert_checkpoint), str(camembert_checkpoint)
+    try:
+        first = await registry.get(bert)
+        assert (await first.fill(FillRequest("the cat sat on the [MASK] .", 1))).masks
+        del first
+        await registry.get(camembert)
+        assert registry.loaded == [camembert]
+        assert registry.state(bert) is ModelState.NOT_LOADED
+        await asyncio.sleep(0.1)  # let the unload task finish
+        gc.collect()
+        assert loader.returned[0]() is None, "the evicted model is still referenced somewhere"
+        # Used again: loaded again.
+        await registry.get(bert)
+        assert loader.calls == [bert, camembert, bert]
+    finally:
+        await registry.aclose()
+
+
+async def test_lru_order_follows_use(bert_checkpoint: Path, camembert_checkpoint: Path, tmp_path: Path) -> None:
+    import shutil
+
+    third = tmp_path / "bert-copy"
+    shutil.copytree(bert_checkpoint, third)
+    registry = ModelRegistry(CountingLoader(), max_loaded=2)
+    a, b, c = str(bert_checkpoint), str(camembert_checkpoint), str(third)
+    try:
+        await registry.get(a)
+        await registry.get(b)
+        await registry.get(a)  # a is now the most recently used
+        await registry.get(c)
+        assert set(registry.loaded) == {a, c}
+    finally:
+        await registry.aclose()
+
+
+async def test_failed_load_propagates_and_leaves_nothing(not_mlm_checkpoint: Path, tmp_path: Path) -> None:
+    loader = CountingLoader(delay=0.1)
+    registry = ModelRegistry(loader, max_loaded=2)
+    ref = str(not_mlm_checkpoint)
+    try:
+        results = await asyncio.gather(*(registry.get(ref) for _ in range(3)), return_exceptions=True)
+        assert all(isinstance(r, NotMaskedLMError) for r in results)
+        assert loader.calls == [ref]
+        assert registry.state(ref) is ModelState.NOT_LOADED and registry.loaded == []
+        with pytest.raises(NotMaskedLMError):
+            await registry.get(ref)
+        assert loader.calls == [ref, ref]  # a later call tries again
+        with pytest.raises(CheckpointNotFoundError):
+            await registry.get(str(tmp_path / "missing"))
+    finally:
+        await registry.aclose()
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_shared_load(bert_checkpoint: Path) -> None:
+    registry = ModelRegistry(CountingLoader(delay=0.3), max_loaded=1)
+    ref = str(bert_checkpoint)
+    try:
+        impatient = asyncio.ensure_future(registry.get(ref))
+        patient = asyncio.ensure_future(registry.get(ref))
+        await asyncio.sleep(0.05)
+        impatient.cancel()
+        model = await patient
+        assert isinstance(model, BatchingModel)
+    finally:
+        await registry.aclose()
+
+
+async def test_event_loop_keeps_ticking_while_a_checkpoint_loads(bert_checkpoint: Path) -> None:
+    """A 10 ms ticker must never stall while a (slow) checkpoint loads."""
+    registry = ModelRegistry(CountingLoader(delay=1.0), max_loaded=1)
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    tick_task = asyncio.ensure_future(ticker())
+    try:
+        await registry.get(str(bert_checkpoint))
+    finally:
+        done.set()
+        await tick_task
+        await registry.aclose()
+    assert len(gaps) >= 50, "the ticker barely ran: the loop was blocked"
+    assert max(gaps) < 0.2, f"the event loop stalled for {max(gaps) * 1000:.0f} ms during the load"
+
+
+async def test_inference_never_runs_in_two_threads_at_once(bert_checkpoint: Path) -> None:
+    lm = load_masked_lm(str(bert_checkpoint))
+    active = 0
+    peak = 0
+    threads: set[int] = set()
+    guard = threading.Lock()
+    original = lm.predict_batch
+
+    def watched(requests):  # type: ignore[no-untyped-def]
+        nonlocal active, peak
+        with guard:
+            active += 1
+            peak = max(peak, active)
+            threads.add(threading.get_ident())
+        try:
+            time.sleep(0.01)
+            return original(requests)
+        finally:
+            with guard:
+                active -= 1
+
+    lm.predict_batch = watched  # type: ignore[method-assign]
+    served = BatchingModel(lm, max_batch_size=8)
+    loop_thread = threading.get_ident()
+    try:
+        results = await asyncio.gather(*(served.fill(FillRequest(f"the cat sat on the [MASK] {i} .", 2)) for i in range(40)))
+    finally:
+        await served.aclose()
+    assert len(results) == 40
+    assert peak == 1
+    assert loop_thread not in threads
+    assert max(r.batch_size for r in results) > 1
