@@ -11,7 +11,9 @@ import argparse
 import asyncio
 import logging
 import logging.handlers
+import signal
 import sys
+from typing import Any
 
 from bot.config import ConfigError, Settings
 
@@ -59,7 +61,21 @@ async def run_bot(settings: Settings) -> None:
     from bot.client import FillMaskBot
 
     async with FillMaskBot(settings) as bot:
-        await bot.start(settings.discord_token or "")
+        loop = asyncio.get_running_loop()
+        # SIGTERM (docker stop, systemd) and Ctrl-C close the bot cleanly instead of killing it.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda name=signal.Signals(signum).name: _request_close(bot, name))
+        try:
+            await bot.start(settings.discord_token or "")
+        finally:
+            # A signal's close() may still be releasing models and the database; wait for it
+            # (``async with`` skips close() once the connection is already closed).
+            await bot.close()
+
+
+def _request_close(bot: Any, signal_name: str) -> None:
+    log.info("%s received: shutting down", signal_name)
+    asyncio.ensure_future(bot.close())
 
 
 def fill_once(settings: Settings, args: argparse.Namespace) -> int:

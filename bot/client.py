@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 
@@ -47,6 +48,7 @@ class FillMaskBot(commands.Bot):
         self.settings = settings
         self.registry = registry if registry is not None else build_registry(settings)
         self.store: GuildSettingsStore | None = None
+        self._release_task: asyncio.Future[None] | None = None
 
     async def setup_hook(self) -> None:
         store = GuildSettingsStore(self.settings.database_path)
@@ -87,6 +89,14 @@ class FillMaskBot(commands.Bot):
 
     async def close(self) -> None:
         await super().close()
+        # close() runs again when ``async with bot`` exits after a signal: release things once,
+        # and let the second caller wait for the first.
+        if self._release_task is None:
+            self._release_task = asyncio.ensure_future(self._release_resources())
+        await asyncio.shield(self._release_task)
+
+    async def _release_resources(self) -> None:
         await self.registry.aclose()
         if self.store is not None:
             await self.store.close()
+        log.info("closed")

@@ -1122,6 +1122,15 @@ class FakeDiscord:
             while sum(1 for f in self.gateway_log if f.t == "RESUMED") <= resumed_before:
                 await asyncio.sleep(0.01)
 
+    @property
+    def connected(self) -> bool:
+        """Whether some bot has an identified gateway session open right now."""
+        return any(c.ready for c in self._conns)
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        """Wait until a bot (in this process or another) has identified on the gateway."""
+        await self._wait_connected(timeout)
+
     async def _wait_connected(self, timeout: float = 10.0) -> None:
         assert self._ready_evt is not None, "use FakeDiscord as an async context manager"
         try:
