@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from bot.core.batching import BatchingModel, ModelClosedError
 from bot.core.errors import CheckpointError, FillMaskError, InvalidRequestError, NoMaskError, TooManyMasksError
 from bot.core.loading import CheckpointPolicy, canonical_reference, check_allowed
 from bot.core.masks import count_masks, normalize_masks, parse_fill_text, parse_targets
@@ -122,9 +123,14 @@ class FillMaskService:
             raise NoMaskError(model.mask_token)
         if masks > self.max_masks:
             raise TooManyMasksError(masks, self.max_masks)
-        return await model.fill(FillRequest(text=text, top_k=k, targets=wanted))
+        request = FillRequest(text=text, top_k=k, targets=wanted)
+        try:
+            return await model.fill(request)
+        except ModelClosedError:
+            # Evicted between lookup and queueing (another server needed the room): once more.
+            return await (await self._model(checkpoint)).fill(request)
 
-    async def _model(self, checkpoint: str):  # type: ignore[no-untyped-def]
+    async def _model(self, checkpoint: str) -> BatchingModel:
         try:
             return await self.registry.get(checkpoint)
         except CheckpointError as exc:

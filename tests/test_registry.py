@@ -191,3 +191,30 @@ async def test_inference_never_runs_in_two_threads_at_once(bert_checkpoint: Path
     assert peak == 1
     assert loop_thread not in threads
     assert max(r.batch_size for r in results) > 1
+
+
+async def test_a_fill_racing_an_eviction_is_still_answered(bert_checkpoint: Path, camembert_checkpoint: Path) -> None:
+    from bot.service import FillMaskService
+
+    registry = ModelRegistry(CountingLoader(), max_loaded=1)
+    service = FillMaskService(registry, None, default_model=str(bert_checkpoint))
+    try:
+        bert = await registry.get(str(bert_checkpoint))
+        registry.evict(str(bert_checkpoint))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Exception, match="just unloaded"):
+            await bert.fill(FillRequest("the cat sat on the [MASK] .", 1))
+        # The service got the model just before it was evicted: it reloads and answers.
+        real_get = registry.get
+        calls: list[str] = []
+
+        async def stale_then_real(reference: str) -> BatchingModel:
+            calls.append(reference)
+            return bert if len(calls) == 1 else await real_get(reference)
+
+        registry.get = stale_then_real  # type: ignore[method-assign]
+        result = await service.fill(None, "the cat sat on the <mask> .")
+        assert result.masks[0][0].word == "mat"
+        assert len(calls) == 2
+    finally:
+        await registry.aclose()
