@@ -88,7 +88,10 @@ def fill_once(settings: Settings, args: argparse.Namespace) -> int:
     reference = args.model or settings.default_model
     try:
         lm = load_masked_lm(
-            reference, device=resolve_device(settings.device), allow_pickle_weights=settings.allow_pickle_weights
+            reference,
+            device=resolve_device(settings.device),
+            allow_pickle_weights=settings.allow_pickle_weights,
+            precision=settings.precision,
         )
         targets = parse_targets(args.targets) if args.targets is not None else None
         result = lm.predict(FillRequest(normalize_masks(args.text, lm.mask_token), args.top_k, targets))
@@ -112,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
+    from bot.core.loading import configure_threads
+
+    log.info("torch uses %d thread(s)", configure_threads(settings.torch_threads))
     try:
         if args.command == "fill":
             return fill_once(settings, args)

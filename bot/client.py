@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot.cogs import EXTENSIONS
 from bot.config import Settings
-from bot.core.loading import load_masked_lm, resolve_device
+from bot.core.loading import load_masked_lm, resolve_device, warm_imports
 from bot.core.registry import ModelRegistry
 from bot.replies import card_for_error, send_card
 from bot.service import FillMaskService
@@ -26,6 +26,7 @@ def build_registry(settings: Settings) -> ModelRegistry:
         device=resolve_device(settings.device),
         max_masks=settings.max_masks,
         allow_pickle_weights=settings.allow_pickle_weights,
+        precision=settings.precision,
     )
     return ModelRegistry(loader, max_loaded=settings.max_loaded_models, max_batch_size=settings.max_batch_size)
 
@@ -51,6 +52,9 @@ class FillMaskBot(commands.Bot):
         self._release_task: asyncio.Future[None] | None = None
 
     async def setup_hook(self) -> None:
+        # Before the gateway connects: the first from_pretrained would otherwise import
+        # transformers' big modules on the loader thread and stall the connected loop.
+        warm_imports()
         store = GuildSettingsStore(self.settings.database_path)
         try:
             self.store = await store.open()

@@ -36,6 +36,8 @@ class Settings:
     dev_guild_id: int | None = None
     max_batch_size: int = 32
     max_masks: int = 5
+    precision: str = "fp32"
+    torch_threads: int = 0
 
     @property
     def checkpoint_policy(self) -> CheckpointPolicy:
@@ -75,6 +77,8 @@ class Settings:
             log_level=_choice(get, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
             dev_guild_id=_int(get, "DEV_GUILD_ID", None, minimum=1),
             max_batch_size=_int(get, "MAX_BATCH_SIZE", 32, minimum=1),
+            precision=_choice(get, "PRECISION", "fp32", ("fp32", "bf16", "int8", "fp16")),
+            torch_threads=_int(get, "TORCH_THREADS", 0, minimum=0),
         )
 
 

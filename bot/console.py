@@ -103,7 +103,9 @@ class Console:
 
 async def run_console(settings: Settings, stdin: TextIO = sys.stdin) -> None:
     from bot.client import build_registry
+    from bot.core.loading import warm_imports
 
+    warm_imports()
     registry = build_registry(settings)
     store: GuildSettingsStore | None = GuildSettingsStore(settings.database_path)
     try:

@@ -100,12 +100,67 @@ def resolve_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
+def configure_threads(threads: int) -> int:
+    """Set torch's intra-op threads: ``threads``, or 0 for the CPUs this process may use.
+
+    torch defaults to the machine's physical cores, which oversubscribes a container pinned
+    to fewer CPUs; inference is one forward pass at a time per model, so intra-op threads are
+    what matters and one inter-op thread is enough.
+    """
+    if threads <= 0:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only settable before the first parallel op; harmless if too late
+        pass
+    return threads
+
+
+_WARM_MODULES = (
+    "transformers.convert_slow_tokenizer",
+    "sentencepiece",
+    "google.protobuf",
+    "transformers.models.bert.modeling_bert",
+    "transformers.models.bert.tokenization_bert",
+    "transformers.models.camembert.modeling_camembert",
+    "transformers.models.camembert.tokenization_camembert",
+    "transformers.models.roberta.modeling_roberta",
+    "transformers.models.roberta.tokenization_roberta",
+    "transformers.models.xlm_roberta.modeling_xlm_roberta",
+    "transformers.models.xlm_roberta.tokenization_xlm_roberta",
+    "transformers.models.distilbert.modeling_distilbert",
+)
+
+
+def warm_imports() -> None:
+    """Import transformers' loading machinery now, on the calling thread.
+
+    The first ``from_pretrained`` imports many large modules, and unmarshalling them holds
+    the GIL for long stretches: done on the loader thread while the bot is connected, that
+    stalled the event loop for ~200 ms (bench/). Call this before connecting.
+    """
+    import importlib
+
+    import transformers.modeling_utils  # noqa: F401
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer  # noqa: F401
+    from transformers.models.auto import modeling_auto, tokenization_auto  # noqa: F401
+
+    # The families the README names; others import on first load (a one-off stall).
+    for module in _WARM_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:  # a family renamed or removed in another transformers release
+            log.debug("could not pre-import %s", module)
+
+
 def load_masked_lm(
     reference: str,
     *,
     device: torch.device | str = "cpu",
     max_masks: int = DEFAULT_MAX_MASKS,
     allow_pickle_weights: bool = False,
+    precision: str = "fp32",
 ) -> MaskedLM:
     """Load ``reference`` (Hub id or local directory) through the Auto classes. Blocking: call it off the loop."""
     # Imported here so that importing the package (e.g. for ``--help``) stays fast.
@@ -144,13 +199,15 @@ def load_masked_lm(
         raise CheckpointLoadError(f"I couldn't load the weights of {display}{hint}.") from None
     model.to(device)
     lm = MaskedLM(reference, tokenizer, model, device=device, max_masks=max_masks)
+    lm.set_precision(precision)
     log.info(
-        "loaded %s (%s, %.1fM parameters, mask %s, max %d tokens) on %s",
+        "loaded %s (%s, %.1fM parameters, mask %s, max %d tokens) on %s in %s",
         reference,
         config.model_type,
         sum(p.numel() for p in model.parameters()) / 1e6,
         lm.mask_token,
         lm.max_length,
         device,
+        precision,
     )
     return lm

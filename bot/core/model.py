@@ -68,8 +68,36 @@ class MaskedLM:
         self._special_ids = torch.tensor(sorted(set(tok.all_special_ids)), dtype=torch.long)  # type: ignore[attr-defined]
         self._vocab: dict[str, int] | None = None
         self._head = self._find_lean_head()
+        self.precision = "fp32"
 
     # -- public API ------------------------------------------------------------------------
+
+    def set_precision(self, precision: str) -> None:
+        """Convert the weights in place: ``fp32``, ``bf16`` (CPU or CUDA), ``int8`` (dynamic, CPU) or ``fp16`` (CUDA).
+
+        Called after construction, so the lean-head check above ran in fp32; modules keep
+        their identity, so the (encoder, head) pair found there stays valid.
+        """
+        if precision == "fp32":
+            return
+        if precision == "bf16":
+            self.model.to(torch.bfloat16)
+        elif precision == "fp16":
+            if self.device.type != "cuda":
+                raise ValueError("fp16 needs a CUDA device; use bf16 or int8 on the CPU")
+            self.model.half()
+        elif precision == "int8":
+            if self.device.type != "cpu":
+                raise ValueError("int8 (dynamic quantization) runs on the CPU only")
+            import warnings
+
+            with warnings.catch_warnings():
+                # torch.ao.quantization is deprecated in favour of torchao, but still ships and works.
+                warnings.simplefilter("ignore")
+                torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        else:
+            raise ValueError(f"unknown precision {precision!r}")
+        self.precision = precision
 
     def predict(self, request: FillRequest) -> FillResult:
         """Answer one request; raises the request's :class:`FillMaskError` if it is invalid."""
