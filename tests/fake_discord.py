@@ -13,8 +13,10 @@ Usage::
 
 Only the parts of Discord that discord.py 2.7 touches for logging in, receiving messages and
 application-command interactions, and replying (channel messages, interaction callbacks,
-webhook followups/edits) are modelled.  Everything else falls through to a catch-all that
-records the call and answers 404 like Discord does, so unexpected calls show up in tests.
+webhook followups/edits) are modelled, in the guild and in direct messages with the bot
+(``send_dm``, ``send_slash(..., dm=True)``, ``POST /users/@me/channels``).  Everything else
+falls through to a catch-all that records the call and answers 404 like Discord does, so
+unexpected calls show up in tests.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ API_VERSION = 10
 INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_PRESENCES = 1 << 8
 INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_DIRECT_MESSAGES = 1 << 12
 INTENT_MESSAGE_CONTENT = 1 << 15
 PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT
 
@@ -86,6 +89,19 @@ PERMS_EVERYONE: int = discord.Permissions(
     create_public_threads=True,
     send_messages_in_threads=True,
 ).value
+
+# What Discord reports as ``app_permissions`` for an interaction in the bot's DM (its docs:
+# ATTACH_FILES, EMBED_LINKS and MENTION_EVERYONE, plus USE_EXTERNAL_EMOJIS in the app's bot DM).
+PERMS_BOT_DM: int = discord.Permissions(
+    attach_files=True, embed_links=True, mention_everyone=True, external_emojis=True
+).value
+
+# Channel types.
+CHANNEL_DM = 1
+
+# Interaction context types (``context`` of an interaction).
+CONTEXT_GUILD = 0
+CONTEXT_BOT_DM = 1
 
 # Message flags.
 FLAG_SUPPRESS_EMBEDS = 1 << 2
@@ -382,6 +398,9 @@ class FakeDiscord:
         self.members: dict[int, FakeMember] = {}
         self.roles: dict[int, FakeRole] = {}
         self.channels: dict[int, FakeChannel] = {}
+        # Direct-message channels with the bot: channel id -> recipient user id (and back).
+        self.dm_channels: dict[int, int] = {}
+        self._dm_by_user: dict[int, int] = {}
         self._build_guild()
 
         self._last_snowflake = 0
@@ -442,6 +461,43 @@ class FakeDiscord:
         self.channels[cid] = FakeChannel(cid, name, len(self.channels))
         self._dispatch_soon("CHANNEL_CREATE", self.channels[cid].to_json(self.guild_id))
         return cid
+
+    def add_user(self, username: str, *, bot: bool = False) -> int:
+        """Add a user who is *not* a member of the fake guild (e.g. to DM the bot); returns its id."""
+        uid = self.new_snowflake()
+        self.users[uid] = FakeUser(uid, username, username.title(), bot=bot)
+        return uid
+
+    def is_dm_channel(self, channel_id: int | None) -> bool:
+        return channel_id is not None and int(channel_id) in self.dm_channels
+
+    def dm_channel_id(self, user_id: int) -> int:
+        """The id of the bot's DM channel with ``user_id``, created on first use (no event, like Discord)."""
+        if user_id not in self.users:
+            raise KeyError(f"unknown user {user_id}; use fake.add_member() or fake.add_user() first")
+        if user_id == self.bot_user_id:
+            raise ValueError("the bot cannot have a DM channel with itself")
+        cid = self._dm_by_user.get(user_id)
+        if cid is None:
+            cid = self.new_snowflake()
+            self.dm_channels[cid] = user_id
+            self._dm_by_user[user_id] = cid
+        return cid
+
+    def dm_channel_json(self, channel_id: int) -> dict[str, Any]:
+        """A DM channel object (type 1) as Discord returns it to the bot: the other user in ``recipients``."""
+        recipient = self.dm_channels[int(channel_id)]
+        last = max((mid for mid, m in self.messages.items() if m["channel_id"] == str(channel_id)), default=None)
+        return {
+            "id": str(channel_id),
+            "type": CHANNEL_DM,
+            "last_message_id": None if last is None else str(last),
+            "flags": 0,
+            "recipients": [self.user_json(recipient)],
+        }
+
+    def _channel_exists(self, channel_id: int) -> bool:
+        return channel_id in self.channels or channel_id in self.dm_channels
 
     def permissions_for(self, user_id: int) -> int:
         """Guild-level permissions (no channel overwrites are modelled): owner/admin -> all."""
@@ -641,9 +697,9 @@ class FakeDiscord:
                     users.append(author_id)
         return users, roles, everyone
 
-    def _mention_json(self, uid: int) -> dict[str, Any]:
+    def _mention_json(self, uid: int, *, in_guild: bool = True) -> dict[str, Any]:
         data = self.user_json(uid)
-        member = self.members.get(uid)
+        member = self.members.get(uid) if in_guild else None  # DMs carry no member data
         if member is not None:
             data["member"] = member.to_json(with_user=False)
         return data
@@ -677,7 +733,7 @@ class FakeDiscord:
             "edited_timestamp": None,
             "tts": bool(body.get("tts", False)),
             "mention_everyone": everyone,
-            "mentions": [self._mention_json(u) for u in users],
+            "mentions": [self._mention_json(u, in_guild=not self.is_dm_channel(channel_id)) for u in users],
             "mention_roles": [str(r) for r in roles],
             "attachments": [],
             "embeds": [self._normalize_embed(e) for e in body.get("embeds") or []],
@@ -696,8 +752,9 @@ class FakeDiscord:
                 "type": 0,
                 "message_id": referenced["id"],
                 "channel_id": referenced["channel_id"],
-                "guild_id": str(self.guild_id),
             }
+            if not self.is_dm_channel(int(referenced["channel_id"])):
+                msg["message_reference"]["guild_id"] = str(self.guild_id)
             # Discord nests only one level of referenced_message.
             msg["referenced_message"] = {k: v for k, v in referenced.items() if k != "referenced_message"}
         self._add_attachments(msg, files or [])
@@ -742,7 +799,7 @@ class FakeDiscord:
             msg["attachments"] = [a for a in msg["attachments"] if a["id"] in keep_ids]
         self._add_attachments(msg, files)
         users, roles, everyone = self._mentions(msg["content"], body.get("allowed_mentions"), None)
-        msg["mentions"] = [self._mention_json(u) for u in users]
+        msg["mentions"] = [self._mention_json(u, in_guild=not self.is_dm_channel(int(msg["channel_id"]))) for u in users]
         msg["mention_roles"] = [str(r) for r in roles]
         msg["mention_everyone"] = everyone
         msg["edited_timestamp"] = _iso(time.time() * 1000)
@@ -1109,6 +1166,27 @@ class FakeDiscord:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @staticmethod
+    def _dm_on_shard(conn: _GatewayConn) -> bool:
+        # Discord delivers DM events (and DM interactions) on shard 0.
+        return conn.shard is None or conn.shard[0] == 0
+
+    async def dispatch_dm(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> int:
+        """Send a raw DISPATCH event about a DM to every ready connection on shard 0; returns how many got it."""
+        sent = 0
+        for conn in list(self._conns):
+            if conn.ready and self._dm_on_shard(conn) and (intent is None or conn.intents & intent):
+                await self._gw_dispatch_conn(conn, event, data)
+                sent += 1
+        return sent
+
+    def _dispatch_dm_soon(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
+        if not self._conns:
+            return
+        task = asyncio.get_running_loop().create_task(self.dispatch_dm(event, data, intent=intent))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def request_reconnect(self, timeout: float = 10.0) -> None:
         """Send op 7 RECONNECT to every connection; discord.py RESUMEs on resume_gateway_url.
 
@@ -1140,6 +1218,8 @@ class FakeDiscord:
 
     def _gateway_message(self, msg: dict[str, Any]) -> dict[str, Any]:
         data = dict(msg)
+        if self.is_dm_channel(int(msg["channel_id"])):
+            return data  # a DM: no guild_id, author without member data
         data["guild_id"] = str(self.guild_id)
         member = self.members.get(int(msg["author"]["id"]))
         if member is not None and "webhook_id" not in msg:
@@ -1148,6 +1228,13 @@ class FakeDiscord:
 
     def _echo(self, event: str, msg: dict[str, Any]) -> None:
         if not self.echo_bot_messages or msg["flags"] & FLAG_EPHEMERAL:
+            return
+        if self.is_dm_channel(int(msg["channel_id"])):
+            if event == "MESSAGE_DELETE":
+                data = {"id": msg["id"], "channel_id": msg["channel_id"]}
+            else:
+                data = self._gateway_message(msg)
+            self._dispatch_dm_soon(event, data, intent=INTENT_DIRECT_MESSAGES)
             return
         if event == "MESSAGE_DELETE":
             self._dispatch_soon(event, {"id": msg["id"], "channel_id": msg["channel_id"], "guild_id": str(self.guild_id)})
@@ -1187,6 +1274,36 @@ class FakeDiscord:
             if not conn.intents & INTENT_MESSAGE_CONTENT and not mentioned:
                 data.update(content="", embeds=[], attachments=[], components=[])
             await self._gw_dispatch_conn(conn, "MESSAGE_CREATE", data)
+        return int(msg["id"])
+
+    async def send_dm(
+        self,
+        author_id: int,
+        content: str,
+        *,
+        reply_to: int | None = None,
+        embeds: list[dict[str, Any]] | None = None,
+    ) -> int:
+        """Dispatch MESSAGE_CREATE for a direct message from ``author_id`` to the bot; returns its id.
+
+        The DM channel (type 1) is created on first use; ``fake.dm_channel_id(author_id)`` names it.
+        Like Discord: no ``guild_id``, the author is a plain user (no member data), the event needs
+        the DIRECT_MESSAGES intent and arrives on shard 0, and content is delivered even without
+        the MESSAGE_CONTENT intent (it does not apply to DMs with the app).
+        """
+        await self._wait_connected()
+        cid = self.dm_channel_id(author_id)
+        body: dict[str, Any] = {"content": content, "embeds": embeds or []}
+        if reply_to is not None:
+            body["message_reference"] = {"message_id": str(reply_to)}
+        msg = self._new_message(channel_id=cid, author_id=author_id, body=body)
+        for conn in list(self._conns):
+            if not (conn.ready and self._dm_on_shard(conn)):
+                continue
+            if not conn.intents & INTENT_DIRECT_MESSAGES:
+                _log.warning("bot lacks DIRECT_MESSAGES intent; Discord would not deliver DM %s", msg["id"])
+                continue
+            await self._gw_dispatch_conn(conn, "MESSAGE_CREATE", self._gateway_message(msg))
         return int(msg["id"])
 
     def _command_record(self, name: str, guild_command: bool | None) -> tuple[dict[str, Any] | None, bool]:
@@ -1257,6 +1374,41 @@ class FakeDiscord:
         }
         return iid, token, payload
 
+    def _dm_interaction_base(self, itype: int, author_id: int, locale: str) -> tuple[int, str, int, dict[str, Any]]:
+        """An interaction payload from the bot's DM with ``author_id``, shaped like Discord's.
+
+        No ``guild_id``/``guild``/``member``/``guild_locale``; a top-level ``user``; ``channel`` is
+        the DM channel (type 1, with recipients); ``context`` 1 (BOT_DM); and, for a guild-installed
+        app used in its bot DM, ``authorizing_integration_owners`` ``{"0": "0"}``.
+        """
+        cid = self.dm_channel_id(author_id)
+        iid = self.new_snowflake()
+        token = f"fake-interaction-{iid}-{secrets.token_hex(8)}"
+        payload: dict[str, Any] = {
+            "id": str(iid),
+            "application_id": str(self.application_id),
+            "type": itype,
+            "channel_id": str(cid),
+            "channel": self.dm_channel_json(cid),
+            "user": self.user_json(author_id),
+            "token": token,
+            "version": 1,
+            "app_permissions": str(PERMS_BOT_DM),
+            "locale": locale,
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": "0"},
+            "context": CONTEXT_BOT_DM,
+            "attachment_size_limit": 10 * 1024 * 1024,
+        }
+        return iid, token, cid, payload
+
+    @staticmethod
+    def _usable_in_dm(record: dict[str, Any]) -> bool:
+        contexts = record.get("contexts")
+        if contexts is not None:
+            return CONTEXT_BOT_DM in contexts
+        return record.get("dm_permission", True) is not False
+
     async def send_slash(
         self,
         author_id: int,
@@ -1269,6 +1421,7 @@ class FakeDiscord:
         guild_command: bool | None = None,
         enforce_default_permissions: bool = False,
         locale: str = "en-US",
+        dm: bool = False,
     ) -> str:
         """Dispatch INTERACTION_CREATE for ``/name [subcommand] options...``; returns the interaction token.
 
@@ -1279,12 +1432,28 @@ class FakeDiscord:
         command of that name was synced to the fake.
         enforce_default_permissions: model Discord hiding the command when the member lacks the
         synced command's ``default_member_permissions`` (raises SlashCommandUnavailable).
+        dm: send it from the bot's DM with ``author_id`` instead (any known user, member or not;
+        see :meth:`_dm_interaction_base` for the payload shape). Only global commands exist there;
+        channel_id/permissions/guild_command=True do not apply. With enforce_default_permissions,
+        a synced command whose ``contexts`` (or, without them, ``dm_permission``) exclude the bot
+        DM raises SlashCommandUnavailable; ``default_member_permissions`` is not modelled in DMs.
         """
         await self._wait_connected()
-        cid = channel_id or self.channel_id
-        iid, token, payload = self._interaction_base(2, author_id, cid, permissions, locale)
-        record, is_guild = self._command_record(name, guild_command)
-        if enforce_default_permissions:
+        if dm:
+            if channel_id is not None or permissions is not None or guild_command:
+                raise ValueError("channel_id, permissions and guild_command=True do not apply to a DM slash command")
+            iid, token, cid, payload = self._dm_interaction_base(2, author_id, locale)
+            record, is_guild = self._command_record(name, False)
+        else:
+            cid = channel_id or self.channel_id
+            iid, token, payload = self._interaction_base(2, author_id, cid, permissions, locale)
+            record, is_guild = self._command_record(name, guild_command)
+        if enforce_default_permissions and dm:
+            if record is None:
+                raise SlashCommandUnavailable(f"/{name} was never synced globally to the fake, so Discord would not show it in DMs")
+            if not self._usable_in_dm(record):
+                raise SlashCommandUnavailable(f"/{name} is not available in DMs (contexts={record.get('contexts')!r})")
+        elif enforce_default_permissions:
             if record is None:
                 raise SlashCommandUnavailable(f"/{name} was never synced to the fake, so Discord would not show it")
             required = record.get("default_member_permissions")
@@ -1314,7 +1483,10 @@ class FakeDiscord:
             data["guild_id"] = str(self.guild_id)
         payload["data"] = data
         self.interactions[token] = FakeInteraction(iid, token, 2, cid, author_id, name, payload)
-        await self.dispatch("INTERACTION_CREATE", payload)
+        if dm:
+            await self.dispatch_dm("INTERACTION_CREATE", payload)
+        else:
+            await self.dispatch("INTERACTION_CREATE", payload)
         return token
 
     async def send_component(
@@ -1330,14 +1502,23 @@ class FakeDiscord:
         await self._wait_connected()
         msg = self.messages[message_id]
         cid = int(msg["channel_id"])
-        iid, token, payload = self._interaction_base(3, author_id, cid, None, "en-US")
+        dm = self.is_dm_channel(cid)
+        if dm:
+            if self.dm_channels[cid] != author_id:
+                raise ValueError(f"{author_id} cannot click a component in another user's DM with the bot")
+            iid, token, cid, payload = self._dm_interaction_base(3, author_id, "en-US")
+        else:
+            iid, token, payload = self._interaction_base(3, author_id, cid, None, "en-US")
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
         if values is not None:
             data["values"] = values
         payload["data"] = data
         payload["message"] = msg
         self.interactions[token] = FakeInteraction(iid, token, 3, cid, author_id, custom_id, payload, source_message_id=message_id)
-        await self.dispatch("INTERACTION_CREATE", payload)
+        if dm:
+            await self.dispatch_dm("INTERACTION_CREATE", payload)
+        else:
+            await self.dispatch("INTERACTION_CREATE", payload)
         return token
 
     # ------------------------------------------------------------------ REST plumbing
@@ -1397,6 +1578,7 @@ class FakeDiscord:
         table: list[tuple[str, str, str, Callable[..., Awaitable[web.StreamResponse]]]] = [
             ("GET", r"/users/@me", "user.me", self._get_me),
             ("GET", rf"/users/{S.format('user_id')}", "user.get", self._get_user),
+            ("POST", r"/users/@me/channels", "dm.create", self._post_dm_channel),
             ("GET", r"/gateway", "gateway.get", self._get_gateway),
             ("GET", r"/gateway/bot", "gateway.bot", self._get_gateway_bot),
             ("GET", r"/oauth2/applications/@me", "application.get", self._get_application),
@@ -1482,6 +1664,22 @@ class FakeDiscord:
             return _error(404, 10013, "Unknown User")
         return _json(self.user_json(int(user_id)))
 
+    async def _post_dm_channel(self, request: web.Request) -> web.Response:
+        """``POST /users/@me/channels`` (discord.py's ``User.create_dm``): open or return the DM channel."""
+        body = request[_CTX].json or {}
+        rid = body.get("recipient_id")
+        try:
+            uid = int(rid)
+        except (TypeError, ValueError):
+            uid = None
+        if uid is None:
+            return self._form_error({"recipient_id": {"_errors": [{"code": "NUMBER_TYPE_COERCE", "message": f"Value \"{rid}\" is not snowflake."}]}})
+        if uid not in self.users or uid == self.bot_user_id:
+            return _error(400, 50033, "Invalid Recipient(s)")
+        cid = self.dm_channel_id(uid)
+        request[_CTX].channel_id = cid
+        return _json(self.dm_channel_json(cid))
+
     async def _get_gateway(self, request: web.Request) -> web.Response:
         return _json({"url": self.gateway_url})
 
@@ -1527,6 +1725,8 @@ class FakeDiscord:
         return _json(member.to_json())
 
     async def _get_channel(self, request: web.Request, channel_id: str) -> web.Response:
+        if self.is_dm_channel(int(channel_id)):
+            return _json(self.dm_channel_json(int(channel_id)))
         ch = self.channels.get(int(channel_id))
         if ch is None:
             return _error(404, 10003, "Unknown Channel")
@@ -1534,7 +1734,7 @@ class FakeDiscord:
 
     async def _post_typing(self, request: web.Request, channel_id: str) -> web.Response:
         request[_CTX].channel_id = int(channel_id)
-        if int(channel_id) not in self.channels:
+        if not self._channel_exists(int(channel_id)):
             return _error(404, 10003, "Unknown Channel")
         return web.Response(status=204)
 
@@ -1622,7 +1822,7 @@ class FakeDiscord:
         return msg
 
     async def _list_messages(self, request: web.Request, channel_id: str) -> web.Response:
-        if int(channel_id) not in self.channels:
+        if not self._channel_exists(int(channel_id)):
             return _error(404, 10003, "Unknown Channel")
         limit = int(request.query.get("limit", 50))
         msgs = list(reversed(self.history(int(channel_id))))  # newest first, like Discord
@@ -1638,8 +1838,10 @@ class FakeDiscord:
         body = request[_CTX].json or {}
         files = request[_CTX].files
         request[_CTX].message = body
-        if cid not in self.channels:
+        if not self._channel_exists(cid):
             return _error(404, 10003, "Unknown Channel")
+        if cid in self.dm_channels and self.users[self.dm_channels[cid]].bot:
+            return _error(403, 50007, "Cannot send messages to this user")  # bots cannot DM bots
         if err := self._validate_body(body):
             return err
         if self._is_empty(body, files):

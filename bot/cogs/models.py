@@ -47,7 +47,8 @@ class ModelCog(commands.Cog, name="Model"):
     @model.command(name="show", description="Show the checkpoint this server uses")
     async def show(self, ctx: commands.Context[FillMaskBot]) -> None:
         status = await self.bot.service.status(ctx.guild.id if ctx.guild else None)
-        await send_card(ctx, info_card("This server's model", fields=status_fields(status)))
+        title = "This server's model" if ctx.guild else "The bot's default model (used in direct messages)"
+        await send_card(ctx, info_card(title, fields=status_fields(status)))
 
     @model.command(name="set", description="Switch this server to another fill-mask checkpoint (Manage Server)")
     @app_commands.describe(checkpoint="A Hugging Face model id, e.g. camembert-base or bert-base-uncased")
