@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from bench import checkpoints
-from bot.core.loading import configure_threads, load_masked_lm
+from bot.core.loading import CheckpointPolicy, configure_threads, load_masked_lm
 from bot.core.registry import ModelRegistry
 from bot.service import FillMaskService
 from bot.storage import GuildSettingsStore
@@ -28,7 +28,9 @@ async def measure(bert: str, camembert: str) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as tmp:
         async with GuildSettingsStore(Path(tmp) / "s.db") as store:
             registry = ModelRegistry(load_masked_lm, max_loaded=1)
-            service = FillMaskService(registry, store, default_model=bert)
+            service = FillMaskService(
+                registry, store, default_model=bert, policy=CheckpointPolicy(allow_local_models=True, local_roots=(Path(bert).parent,))
+            )
             text = checkpoints.sentences(1, "<mask>", vocabulary=checkpoints.bert_words())[0]
             await service.fill(1, text)
             figures["one_server"] = rss()

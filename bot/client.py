@@ -27,8 +27,14 @@ def build_registry(settings: Settings) -> ModelRegistry:
         max_masks=settings.max_masks,
         allow_pickle_weights=settings.allow_pickle_weights,
         precision=settings.precision,
+        max_parameters=settings.max_model_parameters,
     )
-    return ModelRegistry(loader, max_loaded=settings.max_loaded_models, max_batch_size=settings.max_batch_size)
+    return ModelRegistry(
+        loader,
+        max_loaded=settings.max_loaded_models,
+        max_batch_size=settings.max_batch_size,
+        max_queue=settings.max_queue,
+    )
 
 
 class FillMaskBot(commands.Bot):

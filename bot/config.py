@@ -38,6 +38,12 @@ class Settings:
     max_masks: int = 5
     precision: str = "fp32"
     torch_threads: int = 0
+    max_queue: int = 256
+    fill_cooldown_rate: int = 5
+    fill_cooldown_seconds: float = 10.0
+    guild_max_concurrent_fills: int = 8
+    model_set_cooldown_seconds: float = 30.0
+    max_model_parameters: int = 600_000_000
 
     @property
     def checkpoint_policy(self) -> CheckpointPolicy:
@@ -79,6 +85,12 @@ class Settings:
             max_batch_size=_int(get, "MAX_BATCH_SIZE", 32, minimum=1),
             precision=_choice(get, "PRECISION", "fp32", ("fp32", "bf16", "int8", "fp16")),
             torch_threads=_int(get, "TORCH_THREADS", 0, minimum=0),
+            max_queue=_int(get, "MAX_QUEUE", 256, minimum=1),
+            fill_cooldown_rate=_int(get, "FILL_COOLDOWN_RATE", 5, minimum=1),
+            fill_cooldown_seconds=_float(get, "FILL_COOLDOWN_SECONDS", 10.0),
+            guild_max_concurrent_fills=_int(get, "GUILD_MAX_CONCURRENT_FILLS", 8, minimum=1),
+            model_set_cooldown_seconds=_float(get, "MODEL_SET_COOLDOWN_SECONDS", 30.0),
+            max_model_parameters=_int(get, "MAX_MODEL_PARAMETERS", 600_000_000, minimum=1),
         )
 
 
@@ -105,6 +117,19 @@ def _int(get, key: str, default: int | None, *, minimum: int) -> int | None:  # 
         raise ConfigError(f"{key} must be a whole number (got {raw!r})") from None
     if value < minimum:
         raise ConfigError(f"{key} must be at least {minimum} (got {value})")
+    return value
+
+
+def _float(get, key: str, default: float) -> float:  # type: ignore[no-untyped-def]
+    raw = get(key)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a number of seconds (got {raw!r})") from None
+    if value < 0:
+        raise ConfigError(f"{key} must not be negative (got {value})")
     return value
 
 

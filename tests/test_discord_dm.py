@@ -43,6 +43,9 @@ def make_settings(tmp_path: Path, default_model: Path, **overrides: Any) -> Sett
         default_model=str(default_model),
         database_path=tmp_path / "bot.sqlite3",
         allow_local_models=True,
+        local_model_dirs=(default_model.parent,),
+        fill_cooldown_seconds=0,
+        model_set_cooldown_seconds=0,
         device="cpu",
         **overrides,
     )

@@ -20,6 +20,7 @@ def bot_env(tmp_path: Path, default_model: Path, fake: FakeDiscord | None = None
         DEFAULT_MODEL=str(default_model),
         DATABASE_PATH=str(tmp_path / "process.sqlite3"),
         ALLOW_LOCAL_MODELS="1",
+        LOCAL_MODEL_DIRS=str(default_model.parent),
         DEVICE="cpu",
         LOG_LEVEL="INFO",
         HF_HUB_OFFLINE="1",

@@ -218,3 +218,26 @@ async def test_a_fill_racing_an_eviction_is_still_answered(bert_checkpoint: Path
         assert len(calls) == 2
     finally:
         await registry.aclose()
+
+
+def test_bursts_are_regrouped_by_length_into_bounded_batches() -> None:
+    from bot.core.batching import _length_buckets, _Pending
+
+    loop = asyncio.new_event_loop()
+    try:
+        waiting = [_Pending(FillRequest("x" * n + " [MASK]"), loop.create_future()) for n in (50, 3, 20, 7, 41, 1, 33)]
+        buckets = _length_buckets(waiting, 3)
+    finally:
+        loop.close()
+    assert [len(b) for b in buckets] == [3, 3, 1]
+    lengths = [[len(p.request.text) for p in b] for b in buckets]
+    flat = [n for b in lengths for n in b]
+    assert flat == sorted(flat)  # short with short, long with long
+    assert sorted(id(p) for b in buckets for p in b) == sorted(id(p) for p in waiting)  # nobody lost
+    loop = asyncio.new_event_loop()
+    try:
+        burst = [_Pending(FillRequest(f"{i} [MASK]"), loop.create_future()) for i in range(64)]
+        assert [len(b) for b in _length_buckets(burst, 32)] == [32, 32]
+        assert [len(b) for b in _length_buckets(burst[:40], 32)] == [20, 20]
+    finally:
+        loop.close()

@@ -29,7 +29,7 @@ async def store(tmp_path: Path) -> AsyncIterator[GuildSettingsStore]:
 async def service(bert_checkpoint: Path, store: GuildSettingsStore) -> AsyncIterator[FillMaskService]:
     registry = ModelRegistry(load_masked_lm, max_loaded=2)
     yield FillMaskService(
-        registry, store, default_model=str(bert_checkpoint), policy=CheckpointPolicy(allow_local_models=True)
+        registry, store, default_model=str(bert_checkpoint), policy=CheckpointPolicy(allow_local_models=True, local_roots=(bert_checkpoint.parent,)),
     )
     await registry.aclose()
 
@@ -109,7 +109,7 @@ async def test_policy_refusals(bert_checkpoint: Path, store: GuildSettingsStore,
 
 async def test_choice_survives_a_restart(bert_checkpoint: Path, camembert_checkpoint: Path, tmp_path: Path) -> None:
     path = tmp_path / "restart.sqlite3"
-    policy = CheckpointPolicy(allow_local_models=True)
+    policy = CheckpointPolicy(allow_local_models=True, local_roots=(bert_checkpoint.parent,))
     for attempt in range(2):
         registry = ModelRegistry(load_masked_lm, max_loaded=1)
         async with GuildSettingsStore(path) as store:

@@ -19,10 +19,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def fill_cooldown(ctx: commands.Context[FillMaskBot]) -> commands.Cooldown | None:
+    """Per-user rate limit from the settings; applies on the prefix and the slash path."""
+    settings = ctx.bot.settings
+    if settings.fill_cooldown_seconds <= 0:
+        return None
+    return commands.Cooldown(settings.fill_cooldown_rate, settings.fill_cooldown_seconds)
+
+
 class FillCog(commands.Cog, name="Fill"):
     def __init__(self, bot: FillMaskBot) -> None:
         self.bot = bot
+        # At most N fills in flight per server (the N+1th is told the bot is busy). The bound
+        # comes from the settings, so it is set on this cog's copy of the command.
+        self.fill._max_concurrency = commands.MaxConcurrency(
+            bot.settings.guild_max_concurrent_fills, per=commands.BucketType.guild, wait=False
+        )
 
+    @commands.dynamic_cooldown(fill_cooldown, commands.BucketType.user)
     @commands.hybrid_command(name="fill", description="Fill in the blank(s) of a sentence with the server's model")
     @app_commands.describe(
         text="Your sentence, with <mask> (or [MASK]) where a word is missing",

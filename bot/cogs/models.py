@@ -35,6 +35,12 @@ def status_fields(status: ModelStatus) -> tuple[CardField, ...]:
     )
 
 
+def model_set_cooldown(ctx: commands.Context[FillMaskBot]) -> commands.Cooldown | None:
+    """One switch per server per MODEL_SET_COOLDOWN_SECONDS: each switch may download and load."""
+    seconds = ctx.bot.settings.model_set_cooldown_seconds
+    return commands.Cooldown(1, seconds) if seconds > 0 else None
+
+
 class ModelCog(commands.Cog, name="Model"):
     def __init__(self, bot: FillMaskBot) -> None:
         self.bot = bot
@@ -53,6 +59,7 @@ class ModelCog(commands.Cog, name="Model"):
     @model.command(name="set", description="Switch this server to another fill-mask checkpoint (Manage Server)")
     @app_commands.describe(checkpoint="A Hugging Face model id, e.g. camembert-base or bert-base-uncased")
     @server_permissions_check(manage_guild=True)
+    @commands.dynamic_cooldown(model_set_cooldown, commands.BucketType.guild)
     async def set_(self, ctx: commands.Context[FillMaskBot], *, checkpoint: str) -> None:
         assert ctx.guild is not None  # the check guarantees it
         service = self.bot.service
@@ -62,6 +69,8 @@ class ModelCog(commands.Cog, name="Model"):
         try:
             status = await service.set_checkpoint(ctx.guild.id, checkpoint, user_id=ctx.author.id)
         except FillMaskError as exc:
+            # A refused or failed switch loaded nothing to speak of: don't make the admin wait.
+            self.set_.reset_cooldown(ctx)
             kept = f"\n\nThis server keeps using {code(previous)}."
             await edit_card(notice, error_card(f"{exc}{kept}", title="Model not changed"))
             return

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import gc
+import json
+import math
 import logging
 import os
 import re
@@ -40,7 +42,7 @@ class CheckpointPolicy:
     # fnmatch patterns such as "camembert-base" or "almanach/*"; empty allows any Hub id.
     allowed_models: tuple[str, ...] = ()
     allow_local_models: bool = False
-    # Directories local checkpoints must live under; empty means anywhere (when local is allowed).
+    # Directories local checkpoints must live under; with none listed, no local path is allowed.
     local_roots: tuple[Path, ...] = field(default_factory=tuple)
 
 
@@ -55,7 +57,12 @@ def is_local_reference(reference: str) -> bool:
 
     transformers itself prefers a directory over a Hub id of the same name, so we do too.
     """
-    return reference.startswith((".", "/", "~", "\\")) or Path(reference).expanduser().is_dir()
+    if reference.startswith((".", "/", "~", "\\")):
+        return True
+    try:
+        return Path(reference).expanduser().is_dir()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
+        return False
 
 
 def canonical_reference(reference: str) -> str:
@@ -76,8 +83,16 @@ def check_allowed(reference: str, policy: CheckpointPolicy) -> str:
             raise CheckpointNotAllowedError(
                 "Local model folders are turned off on this bot; use a Hugging Face Hub id such as `camembert-base`."
             )
-        path = Path(reference).expanduser().resolve()
-        if policy.local_roots and not any(path.is_relative_to(root.resolve()) for root in policy.local_roots):
+        if not policy.local_roots:
+            raise CheckpointNotAllowedError(
+                "Local model folders are allowed, but the bot owner hasn't listed where (LOCAL_MODEL_DIRS)."
+            )
+        # resolve() follows symlinks and "..", so a link cannot lead out of an allowed directory.
+        try:
+            path = Path(reference).expanduser().resolve()
+        except (OSError, ValueError, RuntimeError):
+            raise CheckpointNotAllowedError("That is not a folder path I can use.") from None
+        if not any(path.is_relative_to(root.expanduser().resolve()) for root in policy.local_roots):
             raise CheckpointNotAllowedError("That folder is outside the directories the bot owner allows.")
         return str(path)
     if not _HUB_ID.match(reference) or ".." in reference:
@@ -98,6 +113,10 @@ def resolve_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(setting)
+
+
+def _millions(count: int) -> str:
+    return f"{count / 1e9:.1f} billion" if count >= 1e9 else f"{count / 1e6:.0f} million"
 
 
 def configure_threads(threads: int) -> int:
@@ -154,6 +173,58 @@ def warm_imports() -> None:
             log.debug("could not pre-import %s", module)
 
 
+def safetensors_parameter_count(directory: Path) -> int | None:
+    """Parameters stored in a directory's ``*.safetensors`` files, from their headers only.
+
+    A safetensors file starts with an 8-byte little-endian header size and a JSON header
+    listing every tensor's shape, so the count needs no weights read (and runs no code).
+    """
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for file in files:
+        with file.open("rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            if not 0 < size <= 100 * 2**20:
+                raise CheckpointLoadError(f"{shown(file.name)} is not a valid safetensors file.")
+            header = json.loads(handle.read(size))
+        for name, entry in header.items():
+            if name != "__metadata__":
+                total += math.prod(entry["shape"])
+    return total
+
+
+def estimated_parameter_count(config: object) -> int:
+    """A transformer encoder's size from its config: embeddings plus ~12·hidden² per layer."""
+    hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "dim", 0) or 0)
+    layers = int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layers", 0) or 0)
+    vocab = int(getattr(config, "vocab_size", 0) or 0)
+    positions = int(getattr(config, "max_position_embeddings", 0) or 0)
+    intermediate = int(getattr(config, "intermediate_size", 0) or 4 * hidden)
+    per_layer = 4 * hidden * hidden + 2 * hidden * intermediate
+    return layers * per_layer + (vocab + positions) * hidden
+
+
+def parameter_count(reference: str, config: object) -> tuple[int, str]:
+    """How many parameters ``reference`` has, and how we know: file headers, Hub metadata, or the config."""
+    if is_local_reference(reference):
+        counted = safetensors_parameter_count(Path(reference))
+        if counted is not None:
+            return counted, "safetensors headers"
+    else:
+        from huggingface_hub import constants, get_safetensors_metadata
+
+        if constants.HF_HUB_OFFLINE:
+            return estimated_parameter_count(config), "config estimate"
+        try:
+            metadata = get_safetensors_metadata(reference)
+            return sum(metadata.parameter_count.values()), "Hub metadata"
+        except Exception as exc:  # offline, no safetensors on the Hub, rate-limited...
+            log.info("no Hub parameter count for %s (%s); estimating from its config", reference, exc)
+    return estimated_parameter_count(config), "config estimate"
+
+
 def load_masked_lm(
     reference: str,
     *,
@@ -161,6 +232,7 @@ def load_masked_lm(
     max_masks: int = DEFAULT_MAX_MASKS,
     allow_pickle_weights: bool = False,
     precision: str = "fp32",
+    max_parameters: int | None = None,
 ) -> MaskedLM:
     """Load ``reference`` (Hub id or local directory) through the Auto classes. Blocking: call it off the loop."""
     # Imported here so that importing the package (e.g. for ``--help``) stays fast.
@@ -181,6 +253,13 @@ def load_masked_lm(
             f"{display} is a `{config.model_type}` model without a masked-language-model head, "
             "so it cannot fill in blanks. Pick a fill-mask model such as `camembert-base` or `bert-base-uncased`."
         )
+    if max_parameters is not None:
+        count, source = parameter_count(reference, config)
+        if count > max_parameters:
+            raise CheckpointNotAllowedError(
+                f"{display} has about {_millions(count)} parameters ({source}); this bot loads at most "
+                f"{_millions(max_parameters)}. The bot owner sets that limit with MAX_MODEL_PARAMETERS."
+            )
     try:
         tokenizer = AutoTokenizer.from_pretrained(reference, trust_remote_code=False)
     except (OSError, ValueError, TypeError) as exc:

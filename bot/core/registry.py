@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from bot.core.batching import DEFAULT_MAX_BATCH_SIZE, BatchingModel
+from bot.core.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE, BatchingModel
 from bot.core.model import MaskedLM
 from bot.core.types import FillRequest, FillResult
 
@@ -41,12 +41,14 @@ class ModelRegistry:
         *,
         max_loaded: int = 2,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         if max_loaded < 1:
             raise ValueError("max_loaded must be at least 1")
         self._loader = loader
         self.max_loaded = max_loaded
         self.max_batch_size = max_batch_size
+        self.max_queue = max_queue
         self._loaded: OrderedDict[str, BatchingModel] = OrderedDict()
         self._loading: dict[str, asyncio.Task[BatchingModel]] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -107,7 +109,7 @@ class ModelRegistry:
             self._loading.pop(reference, None)
             gc.collect()  # whatever the failed load allocated goes now, not at some later GC
             raise
-        model = BatchingModel(lm, max_batch_size=self.max_batch_size)
+        model = BatchingModel(lm, max_batch_size=self.max_batch_size, max_queue=self.max_queue)
         self.load_seconds[reference] = time.perf_counter() - started
         self._loaded[reference] = model
         self._loading.pop(reference, None)
