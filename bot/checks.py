@@ -11,6 +11,10 @@ from discord.ext import commands
 T = TypeVar("T")
 
 
+class ShuttingDown(commands.CheckFailure):
+    """Raised for commands that arrive once a shutdown has begun."""
+
+
 def server_permissions_check(**required: bool) -> Callable[[T], T]:
     """Require server-level permissions, in a server, on the prefix and the slash path.
 

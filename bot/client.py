@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+from collections.abc import AsyncIterator
 import logging
 
 import discord
 from discord.ext import commands
 
+from bot.checks import ShuttingDown
 from bot.cogs import EXTENSIONS
 from bot.config import Settings
 from bot.core.loading import load_masked_lm, resolve_device, warm_imports
@@ -18,6 +21,9 @@ from bot.service import FillMaskService
 from bot.storage import GuildSettingsStore, StorageError
 
 log = logging.getLogger(__name__)
+
+# How long a shutdown waits for replies already being computed.
+SHUTDOWN_GRACE_SECONDS = 15.0
 
 
 def build_registry(settings: Settings) -> ModelRegistry:
@@ -56,6 +62,11 @@ class FillMaskBot(commands.Bot):
         self.registry = registry if registry is not None else build_registry(settings)
         self.store: GuildSettingsStore | None = None
         self._release_task: asyncio.Future[None] | None = None
+        self.shutting_down = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.add_check(self._accepting_commands)
 
     async def setup_hook(self) -> None:
         # Before the gateway connects: the first from_pretrained would otherwise import
@@ -85,6 +96,23 @@ class FillMaskBot(commands.Bot):
         # Load the default checkpoint in the background: the bot connects meanwhile.
         self.registry.preload(self.service.default_model)
 
+    async def _accepting_commands(self, ctx: commands.Context[commands.Bot]) -> bool:
+        if self.shutting_down:
+            raise ShuttingDown("shutting down")
+        return True
+
+    @contextlib.asynccontextmanager
+    async def reply_in_flight(self) -> AsyncIterator[None]:
+        """Mark a reply as being computed: a shutdown waits for it (up to a grace period)."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
     async def on_ready(self) -> None:
         log.info("connected as %s (%s) to %d server(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
 
@@ -98,6 +126,15 @@ class FillMaskBot(commands.Bot):
             log.warning("could not deliver an error reply in channel %s", getattr(ctx.channel, "id", "?"))
 
     async def close(self) -> None:
+        if not self.shutting_down:
+            # Refuse new commands, let the replies being computed reach their users, then go.
+            self.shutting_down = True
+            if self._in_flight:
+                log.info("waiting for %d reply(ies) in flight", self._in_flight)
+            try:
+                await asyncio.wait_for(self._idle.wait(), SHUTDOWN_GRACE_SECONDS)
+            except TimeoutError:
+                log.warning("%d reply(ies) still in flight after %.0f s; closing anyway", self._in_flight, SHUTDOWN_GRACE_SECONDS)
         await super().close()
         # close() runs again when ``async with bot`` exits after a signal: release things once,
         # and let the second caller wait for the first.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.loading import CheckpointPolicy
+from bot.health import DEFAULT_HEALTH_FILE, DEFAULT_HEALTH_INTERVAL
 
 DEFAULT_DATABASE_PATH = Path("data") / "fillmask.sqlite3"
 
@@ -44,6 +45,9 @@ class Settings:
     guild_max_concurrent_fills: int = 8
     model_set_cooldown_seconds: float = 30.0
     max_model_parameters: int = 600_000_000
+    health_file: Path = DEFAULT_HEALTH_FILE
+    health_interval: float = DEFAULT_HEALTH_INTERVAL
+    log_file: Path | None = None
 
     @property
     def checkpoint_policy(self) -> CheckpointPolicy:
@@ -91,6 +95,9 @@ class Settings:
             guild_max_concurrent_fills=_int(get, "GUILD_MAX_CONCURRENT_FILLS", 8, minimum=1),
             model_set_cooldown_seconds=_float(get, "MODEL_SET_COOLDOWN_SECONDS", 30.0),
             max_model_parameters=_int(get, "MAX_MODEL_PARAMETERS", 600_000_000, minimum=1),
+            health_file=Path(get("HEALTH_FILE")) if get("HEALTH_FILE") else DEFAULT_HEALTH_FILE,
+            health_interval=_positive_float(get, "HEALTH_INTERVAL", DEFAULT_HEALTH_INTERVAL),
+            log_file=Path(get("LOG_FILE")) if get("LOG_FILE") else None,
         )
 
 
@@ -130,6 +137,13 @@ def _float(get, key: str, default: float) -> float:  # type: ignore[no-untyped-d
         raise ConfigError(f"{key} must be a number of seconds (got {raw!r})") from None
     if value < 0:
         raise ConfigError(f"{key} must not be negative (got {value})")
+    return value
+
+
+def _positive_float(get, key: str, default: float) -> float:  # type: ignore[no-untyped-def]
+    value = _float(get, key, default)
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{key} must be a number of seconds above 0 (got {value})")
     return value
 
 

@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cards import Card, error_card
+from bot.checks import ShuttingDown
 from bot.core.errors import FillMaskError
 from bot.embeds import card_to_embed
 
@@ -47,6 +48,8 @@ def card_for_error(ctx: commands.Context[commands.Bot], error: Exception) -> Car
         return error_card(
             "You need the **Manage Server** permission to change this server's model.", title="Not allowed"
         )
+    if isinstance(error, ShuttingDown):
+        return error_card("I'm restarting right now; please try again in a minute.", title="Restarting")
     if isinstance(error, commands.NotOwner):
         return error_card("Only the bot's owner can do that.", title="Not allowed")
     if isinstance(error, commands.CommandOnCooldown | app_commands.CommandOnCooldown):

@@ -46,8 +46,10 @@ class StorageError(Exception):
 class GuildSettingsStore:
     """Async access to the per-server settings table, with an in-memory read cache."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, timeout: float = 5.0) -> None:
         self.path = Path(path)
+        # How long a write waits for another connection's lock before failing.
+        self.timeout = timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._connection: sqlite3.Connection | None = None
         self._cache: dict[int, str | None] = {}
@@ -110,12 +112,12 @@ class GuildSettingsStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-            connection = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")  # an acknowledged write is on disk
             connection.execute("PRAGMA foreign_keys=ON")
             self._migrate(connection)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open settings database {self.path}: {exc}") from exc
         self._connection = connection
         log.info("settings database %s ready (schema v%d)", self.path, SCHEMA_VERSION)

@@ -308,3 +308,23 @@ async def test_owner_can_sync_and_others_cannot(harness: Harness) -> None:
     await fake.wait_for(kind="commands.sync")
     done = await fake.wait_for_message(titled("✅"))
     assert "synced" in embed_text(done)
+
+
+async def test_shutdown_lets_replies_in_flight_finish_and_refuses_new_ones(tmp_path: Path, bert_checkpoint: Path) -> None:
+    settings = make_settings(tmp_path, bert_checkpoint)
+    async with FakeDiscord() as fake:
+        bot = FillMaskBot(settings, registry=ModelRegistry(SlowLoader(1.5), max_loaded=1))
+        await start_bot(bot)
+        await fake.send_message(fake.member_id, "!fill the cat sat on the <mask> .")
+        await fake.wait_for_message(titled("⏳"))  # the fill is now waiting for the model
+        closing = asyncio.ensure_future(bot.close())
+        await asyncio.sleep(0.1)
+        assert bot.shutting_down and not closing.done()
+        await fake.send_message(fake.member_id, "!fill the dog sat on the <mask> .")
+        refused = await fake.wait_for_message(titled("⚠️"))
+        assert "restarting" in embed_text(refused)
+        await asyncio.wait_for(closing, 30)
+        # The reply in flight reached its user before the bot went away.
+        final = [m for m in fake.messages_sent() if any((e.get("title") or "").startswith("Fill-mask") for e in m.get("embeds") or [])]
+        assert final and "**mat**" in embed_text(final[-1])
+        await stop_bot(bot)

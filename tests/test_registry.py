@@ -241,3 +241,16 @@ def test_bursts_are_regrouped_by_length_into_bounded_batches() -> None:
         assert [len(b) for b in _length_buckets(burst[:40], 32)] == [20, 20]
     finally:
         loop.close()
+
+
+async def test_concurrent_loads_of_different_checkpoints_all_succeed(bert_checkpoint: Path, camembert_checkpoint: Path) -> None:
+    """Regression: parallel loads raced in transformers' lazy imports (ImportError)."""
+    loader = CountingLoader()
+    registry = ModelRegistry(loader, max_loaded=2)
+    refs = [str(bert_checkpoint), str(camembert_checkpoint)] * 10
+    try:
+        models = await asyncio.gather(*(registry.get(r) for r in refs))
+        assert {m.name for m in models} == set(refs)
+        assert sorted(loader.calls) == sorted({*refs})
+    finally:
+        await registry.aclose()

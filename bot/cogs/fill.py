@@ -55,7 +55,7 @@ class FillCog(commands.Cog, name="Fill"):
         service = self.bot.service
         guild_id = ctx.guild.id if ctx.guild else None
         # Defers the interaction at once (the 3-second deadline) or shows "typing" on the prefix path.
-        async with ctx.typing():
+        async with self.bot.reply_in_flight(), ctx.typing():
             if await service.is_ready(guild_id):
                 await send_card(ctx, await self._answer(guild_id, text, top_k, targets))
                 return

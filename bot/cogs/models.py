@@ -13,7 +13,7 @@ from bot.checks import server_permissions_check
 from bot.core.errors import FillMaskError
 from bot.core.registry import ModelState
 from bot.replies import edit_card, send_card
-from bot.service import ModelStatus
+from bot.service import FillMaskService, ModelStatus
 
 if TYPE_CHECKING:
     from bot.client import FillMaskBot
@@ -64,6 +64,11 @@ class ModelCog(commands.Cog, name="Model"):
         assert ctx.guild is not None  # the check guarantees it
         service = self.bot.service
         previous = await service.checkpoint_for(ctx.guild.id)
+        async with self.bot.reply_in_flight():
+            await self._switch(ctx, service, checkpoint, previous)
+
+    async def _switch(self, ctx: commands.Context[FillMaskBot], service: FillMaskService, checkpoint: str, previous: str) -> None:
+        assert ctx.guild is not None
         # Answer at once (well within the interaction deadline), then edit when the load ends.
         notice = await send_card(ctx, loading_card(checkpoint, what="Switching to"))
         try:

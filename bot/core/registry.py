@@ -4,7 +4,8 @@
 - Concurrent requests for a checkpoint that is loading wait on the same load.
 - At most ``max_loaded`` checkpoints stay loaded; the least recently used one is evicted
   and its memory released (``del`` + ``gc.collect()``, transformers #18782).
-- Loading runs on a worker thread, so the event loop (and the Discord heartbeat) keeps going.
+- Loading runs on one loader thread (one load at a time), so the event loop (and the Discord
+  heartbeat) keeps going.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -52,6 +54,9 @@ class ModelRegistry:
         self._loaded: OrderedDict[str, BatchingModel] = OrderedDict()
         self._loading: dict[str, asyncio.Task[BatchingModel]] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        # One load at a time: parallel loads race in transformers' lazy imports (ImportError seen
+        # with concurrent `model set`s), double peak memory, and gain nothing on a few cores.
+        self._load_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loader")
         self.load_seconds: dict[str, float] = {}
 
     # -- queries ---------------------------------------------------------------------------
@@ -104,7 +109,7 @@ class ModelRegistry:
     async def _load(self, reference: str) -> BatchingModel:
         started = time.perf_counter()
         try:
-            lm = await asyncio.to_thread(self._loader, reference)
+            lm = await asyncio.get_running_loop().run_in_executor(self._load_executor, self._loader, reference)
         except BaseException:
             self._loading.pop(reference, None)
             gc.collect()  # whatever the failed load allocated goes now, not at some later GC
@@ -149,6 +154,7 @@ class ModelRegistry:
             self.evict(name)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        self._load_executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _log_preload_failure(task: asyncio.Task[BatchingModel]) -> None:

@@ -1,0 +1,314 @@
+"""Which fill-mask checkpoints to suggest: a curated list, the owner's allow-list, autocomplete.
+
+:data:`CURATED` lists well-known fill-mask checkpoints on the Hugging Face Hub by language.
+:func:`offered_models` is what a server may pick from (the owner's ``ALLOWED_MODELS``, or the
+curated list when the bot allows any Hub id), :func:`autocomplete` ranks it against what a
+member is typing, and :func:`model_list_card` shows it. No Discord import here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from bot.cards import (
+    FIELD_COUNT_LIMIT,
+    FIELD_NAME_LIMIT,
+    FIELD_VALUE_LIMIT,
+    TOTAL_LIMIT,
+    Card,
+    CardField,
+    clean_text,
+    code,
+    escape,
+    truncate,
+)
+
+# Discord's caps on autocomplete: 25 choices, names and values of at most 100 characters.
+MAX_CHOICES = 25
+CHOICE_NAME_LIMIT = 100
+CHOICE_VALUE_LIMIT = 100
+
+LOADED_MARK = "🟢 loaded"
+DEFAULT_MARK = "⭐ default"
+OTHER_GROUP = "Other allowed models"
+PATTERN_GROUP = "Allowed patterns"
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    checkpoint: str  # a Hub id, or (with is_pattern) an ALLOWED_MODELS pattern such as "almanach/*"
+    language: str = ""  # "French", "Multilingual"...; "" when unknown
+    note: str = ""
+    is_pattern: bool = False
+
+
+def _entries(language: str, *items: tuple[str, str]) -> tuple[CatalogEntry, ...]:
+    return tuple(CatalogEntry(checkpoint, language, note) for checkpoint, note in items)
+
+
+CURATED: tuple[CatalogEntry, ...] = (
+    *_entries(
+        "French",
+        ("camembert-base", "CamemBERT base (RoBERTa)"),
+        ("almanach/camembert-base", "CamemBERT base, under its authors' organisation"),
+        ("cmarkea/distilcamembert-base", "DistilCamemBERT: smaller and faster"),
+        ("flaubert/flaubert_base_cased", "FlauBERT base, cased"),
+        ("flaubert/flaubert_base_uncased", "FlauBERT base, uncased"),
+    ),
+    *_entries(
+        "English",
+        ("bert-base-uncased", "BERT base, uncased"),
+        ("bert-base-cased", "BERT base, cased"),
+        ("bert-large-uncased", "BERT large, uncased"),
+        ("roberta-base", "RoBERTa base"),
+        ("roberta-large", "RoBERTa large"),
+        ("distilroberta-base", "DistilRoBERTa: smaller and faster"),
+        ("distilbert-base-uncased", "DistilBERT: smaller and faster, uncased"),
+        ("distilbert-base-cased", "DistilBERT: smaller and faster, cased"),
+        ("albert-base-v2", "ALBERT base v2"),
+        ("answerdotai/ModernBERT-base", "ModernBERT base"),
+    ),
+    *_entries(
+        "Multilingual",
+        ("xlm-roberta-base", "XLM-RoBERTa base, 100 languages"),
+        ("xlm-roberta-large", "XLM-RoBERTa large, 100 languages"),
+        ("bert-base-multilingual-cased", "multilingual BERT, 104 languages, cased"),
+        ("bert-base-multilingual-uncased", "multilingual BERT, uncased"),
+        ("distilbert-base-multilingual-cased", "multilingual DistilBERT, cased"),
+    ),
+    *_entries(
+        "German",
+        ("dbmdz/bert-base-german-cased", "German BERT by the MDZ Digital Library"),
+        ("bert-base-german-cased", "German BERT by deepset"),
+        ("deepset/gbert-base", "GBERT base"),
+    ),
+    *_entries(
+        "Spanish",
+        ("dccuchile/bert-base-spanish-wwm-cased", "BETO, cased"),
+        ("dccuchile/bert-base-spanish-wwm-uncased", "BETO, uncased"),
+        ("PlanTL-GOB-ES/roberta-base-bne", "RoBERTa base trained on the National Library of Spain's data"),
+    ),
+    *_entries(
+        "Italian",
+        ("dbmdz/bert-base-italian-cased", "Italian BERT, cased"),
+        ("dbmdz/bert-base-italian-xxl-cased", "Italian BERT XXL, cased"),
+    ),
+    *_entries(
+        "Dutch",
+        ("GroNLP/bert-base-dutch-cased", "BERTje"),
+        ("pdelobelle/robbert-v2-dutch-base", "RobBERT v2"),
+    ),
+    *_entries("Portuguese", ("neuralmind/bert-base-portuguese-cased", "BERTimbau base (Brazilian Portuguese)")),
+    *_entries("Polish", ("allegro/herbert-base-cased", "HerBERT base")),
+    *_entries("Swedish", ("KB/bert-base-swedish-cased", "Swedish BERT by the National Library of Sweden")),
+    *_entries("Finnish", ("TurkuNLP/bert-base-finnish-cased-v1", "FinBERT, cased")),
+    *_entries("Turkish", ("dbmdz/bert-base-turkish-cased", "BERTurk, cased")),
+    *_entries("Greek", ("nlpaueb/bert-base-greek-uncased-v1", "Greek BERT, uncased")),
+    *_entries("Russian", ("DeepPavlov/rubert-base-cased", "RuBERT base, cased")),
+    *_entries(
+        "Arabic",
+        ("aubmindlab/bert-base-arabertv2", "AraBERT v2"),
+        ("asafaya/bert-base-arabic", "Arabic BERT base"),
+    ),
+    *_entries(
+        "Chinese",
+        ("bert-base-chinese", "Chinese BERT base"),
+        ("hfl/chinese-roberta-wwm-ext", "Chinese RoBERTa-wwm-ext (BERT architecture)"),
+    ),
+    *_entries(
+        "Korean",
+        ("klue/bert-base", "KLUE BERT base"),
+        ("klue/roberta-base", "KLUE RoBERTa base"),
+    ),
+)
+
+
+def is_pattern(name: str) -> bool:
+    """Whether an ALLOWED_MODELS item is a glob pattern (``*``, ``?``, ``[...]``) rather than one id."""
+    return any(ch in _GLOB_CHARS for ch in name)
+
+
+def _matches(checkpoint: str, pattern: str) -> bool:
+    # The same rule as bot.core.loading.check_allowed: case-insensitive fnmatch.
+    return fnmatch.fnmatchcase(checkpoint.lower(), pattern.lower())
+
+
+def offered_models(allowed_models: tuple[str, ...]) -> list[CatalogEntry]:
+    """What a server may pick from.
+
+    With no ALLOWED_MODELS (any Hub id allowed), the curated list. Otherwise the owner's list,
+    in its order: an exact id is its curated entry when there is one (else an entry with no
+    language); a pattern such as ``almanach/*`` brings the curated entries it matches, then
+    itself as an entry with ``is_pattern=True`` (any matching Hub id is allowed).
+    """
+    names = [name.strip() for name in allowed_models if name and name.strip()]
+    if not names:
+        return list(CURATED)
+    curated = {entry.checkpoint.lower(): entry for entry in CURATED}
+    offered: list[CatalogEntry] = []
+    seen: set[str] = set()
+
+    def add(entry: CatalogEntry) -> None:
+        key = entry.checkpoint.lower()
+        if key not in seen:
+            seen.add(key)
+            offered.append(entry)
+
+    for name in names:
+        if is_pattern(name):
+            for entry in CURATED:
+                if _matches(entry.checkpoint, name):
+                    add(entry)
+            add(CatalogEntry(name, "", "pattern: any Hub model whose id matches", is_pattern=True))
+        else:
+            add(curated.get(name.lower(), CatalogEntry(name, "", "")))
+    return offered
+
+
+def autocomplete(current: str, offered: list[CatalogEntry], limit: int = MAX_CHOICES) -> list[CatalogEntry]:
+    """The entries to suggest for what the member has typed so far, best first.
+
+    Case-insensitive: an exact id first, then ids (or the name after ``owner/``) and languages
+    that start with the text, then those that contain it (notes included). In the offered order
+    within each rank; at most ``limit`` and never more than Discord's 25. Patterns are not
+    suggested (they are not checkpoints), nor ids longer than a choice value may be (100).
+    Discord lets a member send text that is not among the choices, so any allowed id still works.
+    """
+    limit = max(0, min(limit, MAX_CHOICES))
+    query = " ".join(current.split()).lower()
+    ranked: list[tuple[int, int, CatalogEntry]] = []
+    seen: set[str] = set()
+    for position, entry in enumerate(offered):
+        key = entry.checkpoint.lower()
+        if entry.is_pattern or key in seen or not entry.checkpoint or len(entry.checkpoint) > CHOICE_VALUE_LIMIT:
+            continue
+        seen.add(key)
+        rank = _rank(query, entry)
+        if rank is not None:
+            ranked.append((rank, position, entry))
+    ranked.sort(key=lambda item: (item[0], item[1]))
+    return [entry for _, _, entry in ranked[:limit]]
+
+
+def _rank(query: str, entry: CatalogEntry) -> int | None:
+    if not query:
+        return 1
+    checkpoint = entry.checkpoint.lower()
+    name = checkpoint.rsplit("/", 1)[-1]
+    language = entry.language.lower()
+    if checkpoint == query:
+        return 0
+    if checkpoint.startswith(query) or name.startswith(query) or (language and language.startswith(query)):
+        return 1
+    if query in checkpoint or (language and query in language):
+        return 2
+    if query in entry.note.lower():
+        return 3
+    return None
+
+
+def choice_name(entry: CatalogEntry) -> str:
+    """What a member sees for ``entry`` in the autocomplete list (plain text, ≤ 100 characters)."""
+    parts = [entry.checkpoint, entry.language, entry.note]
+    text = " · ".join(" ".join(clean_text(part).split()) for part in parts if part and part.strip())
+    return truncate(text, CHOICE_NAME_LIMIT) or truncate(entry.checkpoint, CHOICE_NAME_LIMIT) or "?"
+
+
+def autocomplete_choices(current: str, offered: list[CatalogEntry], limit: int = MAX_CHOICES) -> list[tuple[str, str]]:
+    """:func:`autocomplete` as ``(name, value)`` pairs, ready for ``app_commands.Choice``."""
+    return [(choice_name(entry), entry.checkpoint) for entry in autocomplete(current, offered, limit)]
+
+
+# -- the list as a card ----------------------------------------------------------------
+
+
+def _line(entry: CatalogEntry, loaded: set[str], default: str) -> str:
+    line = code(entry.checkpoint, 100)
+    if entry.note:
+        line += f" — {escape(truncate(' '.join(entry.note.split()), 80))}"
+    key = entry.checkpoint.lower()
+    if not entry.is_pattern:
+        if key in loaded:
+            line += f" {LOADED_MARK}"
+        if key == default:
+            line += f" {DEFAULT_MARK}"
+    return line
+
+
+def _group(entry: CatalogEntry) -> str:
+    if entry.is_pattern:
+        return PATTERN_GROUP
+    return truncate(" ".join(entry.language.split()), 60) if entry.language.strip() else OTHER_GROUP
+
+
+def model_list_card(
+    offered: list[CatalogEntry],
+    loaded: list[str],
+    default: str,
+    *,
+    set_command: str = "/model set",
+    title: str = "Fill-mask models",
+) -> Card:
+    """The offered models grouped by language, marking the loaded ones and the default.
+
+    Within Discord's limits: a group too long for one field continues in the next
+    ("French (cont.)"); past 25 fields or 6000 characters the rest is counted ("… and N more").
+    """
+    loaded_keys = {name.strip().lower() for name in loaded}
+    default_key = default.strip().lower()
+    description_lines = [f"Pick one with `{set_command}` (needs Manage Server). {LOADED_MARK}: answers without waiting."]
+    description_lines.append(f"{DEFAULT_MARK}: {code(default, 100)}" + (f" {LOADED_MARK}" if default_key in loaded_keys else ""))
+    if any(entry.is_pattern for entry in offered):
+        description_lines.append("Any Hugging Face Hub id matching an allowed pattern works too.")
+    if not offered:
+        description_lines.append("No models are listed.")
+    description = "\n".join(description_lines)
+
+    # Order groups by first appearance, patterns last.
+    groups: dict[str, list[CatalogEntry]] = {}
+    for entry in offered:
+        groups.setdefault(_group(entry), []).append(entry)
+    if PATTERN_GROUP in groups:
+        groups[PATTERN_GROUP] = groups.pop(PATTERN_GROUP)
+
+    more_note = f"(type part of a name in {set_command} to find them)"
+    more_reserve = len(f"… and {len(offered)} more {more_note}")
+    budget = TOTAL_LIMIT - len(title) - len(description) - more_reserve
+    fields: list[tuple[str, list[str]]] = []
+    used = 0
+    shown = 0
+    full = False
+    for group, entries in groups.items():
+        current: list[str] | None = None
+        for entry in entries:
+            line = _line(entry, loaded_keys, default_key)
+            if current is not None and sum(len(x) + 1 for x in current) + len(line) <= FIELD_VALUE_LIMIT:
+                if used + len(line) + 1 > budget:
+                    full = True
+                    break
+                current.append(line)
+                used += len(line) + 1
+            else:
+                name = truncate(group if current is None else f"{group} (cont.)", FIELD_NAME_LIMIT)
+                if len(fields) >= FIELD_COUNT_LIMIT or used + len(name) + len(line) > budget:
+                    full = True
+                    break
+                current = [line]
+                fields.append((name, current))
+                used += len(name) + len(line)
+            shown += 1
+        if full:
+            break
+
+    hidden = len(offered) - shown
+    footer = f"… and {hidden} more {more_note}" if hidden else ""
+    card = Card(
+        title=title,
+        description=description,
+        fields=tuple(CardField(name, "\n".join(lines)) for name, lines in fields),
+        footer=footer,
+    )
+    return card.fitted()

@@ -1,0 +1,208 @@
+"""A heartbeat file the running bot keeps fresh, and the check that reads it.
+
+The bot writes ``HEALTH_FILE`` (default ``data/health.json``; ``/data/health.json`` in the
+Docker image) every ``HEALTH_INTERVAL`` seconds::
+
+    {"time": 1732240000.5, "connected": true, "default_model_loaded": true, "pid": 7}
+
+``python -m bot health`` (Docker's HEALTHCHECK) exits 0 only if that file is fresh (younger
+than 3 × ``HEALTH_INTERVAL``), the bot is connected to Discord and its default checkpoint has
+loaded; otherwise it prints why and exits 1.
+
+This module imports neither discord.py nor torch: the check runs in its own short-lived
+process every 30 s next to the bot, and must stay quick and small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HEALTH_FILE = Path("data") / "health.json"
+DEFAULT_HEALTH_INTERVAL = 15.0
+# The file may miss this many beats before it counts as stale.
+STALE_AFTER_INTERVALS = 3
+
+
+def default_max_age(interval: float) -> float:
+    return STALE_AFTER_INTERVALS * interval
+
+
+# -- the bot's side ---------------------------------------------------------------------------
+
+
+def bot_state(bot: Any) -> dict[str, bool]:
+    """``connected`` and ``default_model_loaded`` of a running ``FillMaskBot``.
+
+    Only duck-typed attributes are used (``is_ready()``, ``is_closed()``, ``registry``,
+    ``service.default_model``), so a small stand-in object works in tests.
+
+    The default checkpoint counts as loaded once it has loaded since the start, even if it was
+    later unloaded to make room for a server's checkpoint (``MAX_LOADED_MODELS``): that is
+    normal operation (it loads again on the next request) and must not mark the bot unhealthy.
+    """
+    from bot.core.registry import ModelState  # imports torch: only the bot process calls this
+
+    connected = bool(bot.is_ready()) and not bot.is_closed()
+    service = getattr(bot, "service", None)  # set in setup_hook
+    loaded = False
+    if service is not None:
+        reference = service.default_model
+        registry = bot.registry
+        loaded = registry.state(reference) is ModelState.LOADED or reference in getattr(registry, "load_seconds", {})
+    return {"connected": connected, "default_model_loaded": loaded}
+
+
+def write_heartbeat(path: Path, state: Mapping[str, Any], *, now: float | None = None) -> None:
+    """Write ``state`` plus ``time`` and ``pid`` to ``path`` atomically (blocking).
+
+    A reader sees the old file or the new one, never half of one: the JSON goes to a temporary
+    file in the same directory, which then replaces ``path``.
+    """
+    payload = {
+        "time": time.time() if now is None else now,
+        "connected": bool(state.get("connected", False)),
+        "default_model_loaded": bool(state.get("default_model_loaded", False)),
+        "pid": os.getpid(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle)
+        os.chmod(temp_name, 0o644)  # mkstemp makes it 0600; a monitoring user may read it
+        os.replace(temp_name, path)
+    except BaseException:
+        try:
+            os.unlink(temp_name)
+        except OSError:
+            pass
+        raise
+
+
+async def run_heartbeat(path: Path, interval: float, state: Callable[[], dict[str, Any]]) -> None:
+    """Write the heartbeat file now and then every ``interval`` seconds, until cancelled.
+
+    ``state()`` is called on the event loop; the file is written on a worker thread. A failed
+    write (disk full, read-only volume) is logged and retried at the next beat: the bot keeps
+    serving, and the check reports the file as stale.
+    """
+    if interval <= 0:
+        raise ValueError("interval must be positive")
+    failing = False
+    while True:
+        try:
+            await asyncio.to_thread(write_heartbeat, path, state())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not failing:  # once per outage, not every beat
+                log.warning("cannot write the health file %s: %s", path, exc)
+            failing = True
+        else:
+            if failing:
+                log.info("health file %s written again", path)
+            failing = False
+        await asyncio.sleep(interval)
+
+
+# -- the check --------------------------------------------------------------------------------
+
+
+def check_health(path: Path, max_age: float = default_max_age(DEFAULT_HEALTH_INTERVAL), *, now: float | None = None) -> tuple[bool, str]:
+    """``(healthy, reason)`` from the heartbeat file at ``path``."""
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False, f"unhealthy: no health file at {path} (the bot is not running, has not started yet, or HEALTH_FILE differs)"
+    except OSError as exc:
+        return False, f"unhealthy: cannot read the health file {path}: {exc.strerror or exc}"
+    try:
+        data = json.loads(raw)
+        written = float(data["time"])
+    except (ValueError, KeyError, TypeError):
+        return False, f"unhealthy: the health file {path} is not a heartbeat written by the bot"
+    age = (time.time() if now is None else now) - written
+    if age > max_age:
+        return False, f"unhealthy: the health file is stale ({age:.0f} s old, limit {max_age:.0f} s): the bot is stuck or stopped"
+    problems = []
+    if data.get("connected") is not True:
+        problems.append("not connected to Discord")
+    if data.get("default_model_loaded") is not True:
+        problems.append("the default model is still loading (or failed to load: see the logs)")
+    if problems:
+        return False, "unhealthy: " + "; ".join(problems)
+    return True, f"healthy: connected, default model loaded, heartbeat {max(age, 0.0):.0f} s old"
+
+
+def _positive_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {raw!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0 (got {raw!r})")
+    return value
+
+
+def _settings_from_env(env: Mapping[str, str]) -> tuple[Path, float]:
+    """HEALTH_FILE and HEALTH_INTERVAL, read as bot.config reads them (without importing it: torch)."""
+    raw_file = (env.get("HEALTH_FILE") or "").strip()
+    raw_interval = (env.get("HEALTH_INTERVAL") or "").strip()
+    try:
+        interval = _positive_seconds(raw_interval) if raw_interval else DEFAULT_HEALTH_INTERVAL
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"HEALTH_INTERVAL {exc}") from None
+    return (Path(raw_file) if raw_file else DEFAULT_HEALTH_FILE), interval
+
+
+def health_main(argv: list[str], *, env: Mapping[str, str] | None = None) -> int:
+    """``python -m bot health``: print the verdict; exit 0 if healthy, 1 if not.
+
+    Never 2: Docker reserves that exit code of a HEALTHCHECK.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m bot health",
+        description="Exit 0 if the running bot's health file is fresh, it is connected and its default model has loaded; 1 otherwise.",
+    )
+    parser.add_argument("--file", type=Path, help="the health file (default: HEALTH_FILE, else data/health.json)")
+    parser.add_argument("--max-age", type=_positive_seconds, help="seconds after which the file is stale (default: 3 x HEALTH_INTERVAL)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help exits 0; a usage error must not exit 2
+        return 0 if exc.code in (0, None) else 1
+    if env is None:
+        _load_dotenv()
+        env = os.environ
+    try:
+        path, interval = _settings_from_env(env)
+    except ValueError as exc:
+        print(f"unhealthy: configuration error: {exc}")
+        return 1
+    healthy, reason = check_health(args.file or path, args.max_age or default_max_age(interval))
+    print(reason)
+    return 0 if healthy else 1
+
+
+def _load_dotenv(path: str = ".env") -> None:
+    """Read ``.env`` as the bot does (real environment variables win), so both agree on HEALTH_FILE."""
+    if Path(path).is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(path, override=False)
+
+
+if __name__ == "__main__":
+    sys.exit(health_main(sys.argv[1:]))
