@@ -12,6 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, replace
 
+from bot.core.progress import LoadProgress
 from bot.core.types import FillResult
 
 # Discord's embed limits (discord.py's Embed docs; the API rejects anything larger).
@@ -161,6 +162,16 @@ def loading_card(checkpoint: str, *, what: str = "Loading") -> Card:
     return Card(
         title=f"⏳ {what} the model…",
         description=f"{code(checkpoint)} is loading. I'll edit this message as soon as it's ready.",
+        colour=COLOUR_LOADING,
+    ).fitted()
+
+
+def progress_card(checkpoint: str, progress: LoadProgress) -> Card:
+    from bot.core.progress import progress_bar
+
+    return Card(
+        title="⏳ Switching to the model…",
+        description=f"{code(checkpoint)}\n{progress_bar(progress)}\n{progress.describe()}",
         colour=COLOUR_LOADING,
     ).fitted()
 

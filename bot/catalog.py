@@ -241,7 +241,7 @@ def _line(entry: CatalogEntry, loaded: set[str], default: str) -> str:
 def _group(entry: CatalogEntry) -> str:
     if entry.is_pattern:
         return PATTERN_GROUP
-    return truncate(" ".join(entry.language.split()), 60) if entry.language.strip() else OTHER_GROUP
+    return escape(truncate(" ".join(entry.language.split()), 60)) if entry.language.strip() else OTHER_GROUP
 
 
 def model_list_card(

@@ -17,6 +17,7 @@ from bot.cogs.models import status_fields
 from bot.config import Settings
 from bot.core.errors import FillMaskError
 from bot.core.masks import parse_fill_text
+from bot.core.progress import LoadProgress, progress_bar
 from bot.service import FillMaskService
 from bot.storage import GuildSettingsStore, StorageError
 
@@ -49,6 +50,11 @@ class Console:
     def show(self, card: Card) -> None:
         print(card_to_text(card), file=self.out, flush=True)
         print(file=self.out, flush=True)
+
+    async def show_progress(self, progress: LoadProgress) -> None:
+        """One terminal line per update: a bar while downloading, the stage otherwise."""
+        bar = progress_bar(progress).replace("**", "")
+        print(f"  [{bar}] {progress.describe()}", file=self.out, flush=True)
 
     async def handle(self, line: str) -> bool:
         """Answer one line; False when the user asked to quit."""
@@ -90,7 +96,7 @@ class Console:
                 self.show(info_card("This server's model", fields=status_fields(status)))
             elif action == "set" and args:
                 self.show(loading_card(args[0], what="Switching to"))
-                status = await self.service.set_checkpoint(CONSOLE_GUILD_ID, args[0])
+                status = await self.service.set_checkpoint(CONSOLE_GUILD_ID, args[0], on_progress=self.show_progress)
                 self.show(ok_card("Model changed", f"Now using {code(status.checkpoint)}.", status_fields(status)))
             elif action == "reset":
                 status = await self.service.reset_checkpoint(CONSOLE_GUILD_ID)

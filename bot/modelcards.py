@@ -20,6 +20,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from bot.cards import (
@@ -46,6 +47,9 @@ _MAX_FRONT_MATTER = 200_000
 _MAX_LIST_ITEMS = 1000
 _MAX_SUMMARY = 4000
 _MAX_LIMITATIONS = 20_000
+_MAX_BLOCKS = 50
+_MAX_PARAGRAPHS = 500
+_MAX_SECTIONS = 2000
 
 # Sizes in the reply.
 _INLINE_LIMIT = 200
@@ -72,29 +76,31 @@ _TASKS = frozenset(
     }
 )  # fmt: skip
 
+# Every pattern below stops at the next character that could start another match ("[", "<",
+# "*"...) or after a few hundred characters, so a hostile card cannot make matching quadratic.
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
-_MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)|!\[[^\]\n]*\]\[[^\]\n]*\]")
-_HTML_IMAGE = re.compile(r"<(?:img|picture|source|svg)\b[^>]*>|</(?:picture|svg)>", re.I)
-_EMPTY_LINK = re.compile(r"\[\s*\]\([^)\n]*\)")
+_MD_IMAGE = re.compile(r"!\[[^\[\]\n]{0,300}\](?:\([^()\[\]\n]{0,500}\)|\[[^\[\]\n]{0,100}\])")
+_HTML_IMAGE = re.compile(r"<(?:img|picture|source|svg)\b[^<>]{0,1000}>|</(?:picture|svg)>", re.I)
+_EMPTY_LINK = re.compile(r"\[[ \t]{0,10}\]\([^()\[\]\n]{0,500}\)")
 # Only known HTML tags are removed: a fill-mask card's prose says "<mask>", which must stay.
 _HTML_TAG = re.compile(
     r"</?(?:a|abbr|b|big|blockquote|br|center|code|dd|details|div|dl|dt|em|font|h[1-6]|hr|i|kbd|li|"
-    r"ol|p|pre|small|span|strong|sub|summary|sup|table|tbody|td|th|thead|tr|tt|u|ul)\b[^>\n]*/?>",
+    r"ol|p|pre|small|span|strong|sub|summary|sup|table|tbody|td|th|thead|tr|tt|u|ul)\b[^<>\n]{0,500}>",
     re.I,
 )
-_LINK = re.compile(r"\[([^\]\n]+)\]\((?:[^)\n]*)\)")
-_REF_LINK = re.compile(r"\[([^\]\n]+)\]\[[^\]\n]*\]")
-_AUTOLINK = re.compile(r"<(https?://[^>\s]+)>")
-_LINK_DEFINITION = re.compile(r"^\s{0,3}\[[^\]]+\]:\s+\S+.*$")
-_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
-_INLINE_CODE = re.compile(r"`+([^`\n]+)`+")
-_ATX = re.compile(r"^\s{0,3}(#{1,6})(?:\s+(.*?))?\s*#*\s*$")
-_SETEXT = re.compile(r"^\s{0,3}(=+|-+)\s*$")
-_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
-_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
-_PLACEHOLDER = re.compile(r"^\s*\[?\s*more information needed\s*\]?\s*\.?\s*$", re.I)
+_LINK = re.compile(r"\[([^\[\]\n]{1,300})\]\([^)\[\]\n]{0,500}\)")
+_REF_LINK = re.compile(r"\[([^\[\]\n]{1,300})\]\[[^\[\]\n]{0,100}\]")
+_AUTOLINK = re.compile(r"<(https?://[^<>\s]{1,500})>")
+_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\[\]\n]{1,300}\]:[ \t]+\S")
+_BOLD = re.compile(r"\*\*(?=\S)([^*\n]{1,300}?)(?<=\S)\*\*|(?<!\w)__(?=\S)([^_\n]{1,300}?)(?<=\S)__(?!\w)")
+_ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]{1,300}?)(?<=\S)\*(?![\w*])")
+_INLINE_CODE = re.compile(r"`{1,3}([^`\n]{1,300})`{1,3}")
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_RULE = re.compile(r"^ {0,3}([-*_])(?:[ \t]{0,3}\1){2,}[ \t]*$")
+_LIST_ITEM = re.compile(r"^[ \t]{0,12}(?:[-*+]|\d{1,3}[.)])[ \t]")
+_PLACEHOLDER = re.compile(r"^\[?[ \t]{0,5}more information needed[ \t]{0,5}\]?\.?$", re.I)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _USAGE_HEADING = re.compile(r"how to use|usage|example|getting started|code|install", re.I)
 
@@ -284,8 +290,10 @@ def _sections(body: str) -> list[_Section]:
             current.lines.append(line)
             continue
         atx = _ATX.match(line)
+        if atx and len(sections) > _MAX_SECTIONS:
+            break  # a card with thousands of headings: the rest would never be shown
         if atx:
-            sections.append(_Section(len(atx.group(1)), _inline(atx.group(2) or ""), [], number))
+            sections.append(_Section(len(atx.group(1)), _inline(_atx_text(atx.group(2) or "")), [], number))
             continue
         underline = _SETEXT.match(line)
         if (
@@ -303,6 +311,15 @@ def _sections(body: str) -> list[_Section]:
     return sections
 
 
+def _atx_text(text: str) -> str:
+    """An ATX heading's text without its optional closing hashes ("## Bias ##")."""
+    text = text.strip()
+    bare = text.rstrip("#")
+    if bare != text and (not bare or bare[-1] in " \t"):
+        text = bare.strip()
+    return text
+
+
 def _is_limitation_heading(heading: str) -> bool:
     lowered = heading.lower().replace("–", "-")
     return any(word in lowered for word in _LIMITATION_WORDS)
@@ -315,6 +332,7 @@ def _limitations(sections: list[_Section]) -> str:
     too, then the others (usage examples and code left out).
     """
     blocks: list[tuple[str, str]] = []
+    kept = 0
     index = 0
     while index < len(sections):
         section = sections[index]
@@ -334,6 +352,9 @@ def _limitations(sections: list[_Section]) -> str:
         text = "\n\n".join(p for p in (_tidy_block(section.lines), *matching, *others) if p)
         if text:
             blocks.append((section.heading, text))
+            kept += len(text)
+            if kept > _MAX_LIMITATIONS or len(blocks) >= _MAX_BLOCKS:
+                break  # more than a reply can show
     if len(blocks) == 1:
         return blocks[0][1]
     return "\n\n".join(f"{heading}:\n{text}" for heading, text in blocks)
@@ -342,6 +363,7 @@ def _limitations(sections: list[_Section]) -> str:
 def _summary(sections: list[_Section]) -> str:
     """The first paragraph of prose outside the limitation sections."""
     inside_limits = 0  # level of the limitations section we are in, 0 if none
+    examined = 0
     for section in sections:
         if inside_limits and section.level > inside_limits:
             continue
@@ -351,65 +373,72 @@ def _summary(sections: list[_Section]) -> str:
         for paragraph in _paragraphs(section.lines):
             if len(paragraph.split()) >= 4 and any(ch.isalpha() for ch in paragraph):
                 return paragraph
+            examined += 1
+            if examined >= _MAX_PARAGRAPHS:
+                return ""  # a card's summary comes near its top
     return ""
 
 
-def _paragraphs(lines: list[str]) -> list[str]:
+def _paragraphs(lines: list[str]) -> Iterator[str]:
     """Blocks of prose lines (no code, tables, lists, rules or link definitions), joined by spaces."""
-    paragraphs: list[str] = []
     current: list[str] = []
+    length = 0
     fence: str | None = None
     skip_block = False
-
-    def close() -> None:
-        nonlocal skip_block
-        if current and not skip_block:
-            paragraphs.append(" ".join(current))
-        current.clear()
-        skip_block = False
-
     for line in lines:
         opening = _FENCE.match(line)
         if fence is not None:
             if opening and opening.group(1)[0] == fence[0]:
                 fence = None
             continue
-        if opening:
-            close()
-            fence = opening.group(1)
-            continue
-        if not line.strip():
-            close()
-            continue
         stripped = line.strip()
-        if stripped.startswith("|") or _RULE.match(line) or _LINK_DEFINITION.match(line) or _PLACEHOLDER.match(line):
+        if opening or not stripped:
+            if current and not skip_block:
+                yield " ".join(current)
+            current, length, skip_block = [], 0, False
+            if opening:
+                fence = opening.group(1)
+            continue
+        if skip_block:
+            continue
+        if stripped.startswith("|") or _RULE.match(line) or _LINK_DEFINITION.match(line) or _PLACEHOLDER.match(stripped):
             skip_block = True
             continue
         if not current and _LIST_ITEM.match(line):
             skip_block = True
+            continue
+        if length > _MAX_SUMMARY:
+            continue  # long enough: the rest of the paragraph is never shown
         text = _inline(stripped.lstrip(">").strip())
         if text:
             current.append(text)
-    close()
-    return paragraphs
+            length += len(text) + 1
+    if current and not skip_block:
+        yield " ".join(current)
 
 
 def _inline(text: str) -> str:
     """Markdown inline syntax reduced to its text: links to their words, no emphasis markers."""
+    if not any(ch in text for ch in "[<`*_"):
+        return " ".join(text.split())
     text = _LINK.sub(r"\1", text)
     text = _REF_LINK.sub(r"\1", text)
     text = _AUTOLINK.sub(r"\1", text)
     text = _INLINE_CODE.sub(r"\1", text)
-    text = _BOLD.sub(r"\2", text)
+    text = _BOLD.sub(lambda m: m.group(1) or m.group(2), text)
     text = _ITALIC.sub(r"\1", text)
     return " ".join(text.split())
 
 
-def _tidy_block(lines: list[str]) -> str:
-    """A section's lines as readable text: inline markup reduced, code blocks dropped, blank runs collapsed."""
-    out: list[str] = []
+def _tidy_block(lines: list[str], budget: int = _MAX_LIMITATIONS) -> str:
+    """A section's lines as readable text: inline markup reduced, code blocks dropped, soft line
+    breaks joined, blank runs collapsed. Stops after about ``budget`` characters."""
+    out: list[list[str]] = []
     fence: str | None = None
+    length = 0
     for line in lines:
+        if length > budget:
+            break
         opening = _FENCE.match(line)
         if fence is not None:
             if opening and opening.group(1)[0] == fence[0]:
@@ -418,19 +447,22 @@ def _tidy_block(lines: list[str]) -> str:
         if opening:
             fence = opening.group(1)
             continue
-        if _RULE.match(line) or _LINK_DEFINITION.match(line) or _PLACEHOLDER.match(line):
+        stripped = line.strip()
+        if _RULE.match(line) or _LINK_DEFINITION.match(line) or _PLACEHOLDER.match(stripped):
             continue
-        if not line.strip():
-            out.append("")
+        if not stripped:
+            out.append([])
             continue
         text = _inline(line)
-        starts_block = _LIST_ITEM.match(line) or line.lstrip().startswith(("|", ">"))
-        if out and out[-1] and not starts_block and not out[-1].lstrip().startswith("|"):
-            out[-1] += " " + text  # a soft line break inside a paragraph
+        length += len(text) + 1
+        starts_block = _LIST_ITEM.match(line) or stripped.startswith(("|", ">"))
+        if out and out[-1] and not starts_block and not out[-1][0].lstrip().startswith("|"):
+            out[-1].append(text)  # a soft line break inside a paragraph
             continue
         indent = line[: len(line) - len(line.lstrip())].replace("\t", "  ")
-        out.append((indent[:4] + text).rstrip())
-    return _BLANK_RUNS.sub("\n\n", "\n".join(out)).strip()
+        out.append([indent[:4] + text])
+    joined = "\n".join(" ".join(pieces).rstrip() for pieces in out)
+    return _BLANK_RUNS.sub("\n\n", joined).strip()
 
 
 # -- loading ---------------------------------------------------------------------------
@@ -473,6 +505,9 @@ def _load_local(checkpoint: str) -> ModelCardInfo:
             readme = next((p for p in folder.iterdir() if p.name.lower() == "readme.md" and p.is_file()), readme)
         if not readme.is_file():
             return _no_card(checkpoint, "This model's folder has no README.md, so it has no card.", local=True)
+        if not readme.resolve().is_relative_to(folder.resolve()):
+            # A link out of the folder: only the checkpoint's own files are shown.
+            return _no_card(checkpoint, "This model's README.md is outside its folder, so I won't show it.", local=True)
         text = _read_capped(readme)
     except (OSError, ValueError) as exc:
         log.info("no local model card for %s: %s", checkpoint, exc)

@@ -7,7 +7,9 @@ uses, filling a sentence with it, and switching it. It raises
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.core.batching import BatchingModel, ModelClosedError
@@ -15,6 +17,7 @@ from bot.core.errors import CheckpointError, FillMaskError, InvalidRequestError,
 from bot.core.loading import CheckpointPolicy, canonical_reference, check_allowed
 from bot.core.masks import count_masks, normalize_masks, parse_fill_text, parse_targets
 from bot.core.model import DEFAULT_MAX_MASKS
+from bot.core.progress import LoadProgress
 from bot.core.registry import ModelRegistry, ModelState
 from bot.core.types import FillRequest, FillResult
 from bot.storage import GuildSettingsStore, StorageError
@@ -25,6 +28,8 @@ DEFAULT_TOP_K = 5
 MAX_TOP_K = 10
 # Longer than any Discord message can be; stops absurd console or API input early.
 MAX_TEXT_CHARS = 4000
+# Progress of a long `model set` is reported at most this often (seconds).
+PROGRESS_INTERVAL = 1.0
 
 
 class SettingsUnavailableError(FillMaskError):
@@ -139,14 +144,25 @@ class FillMaskService:
 
     # -- admin -----------------------------------------------------------------------------
 
-    async def set_checkpoint(self, guild_id: int, reference: str, *, user_id: int | None = None) -> ModelStatus:
-        """Load ``reference`` and, only once that worked, make it the server's checkpoint."""
+    async def set_checkpoint(
+        self,
+        guild_id: int,
+        reference: str,
+        *,
+        user_id: int | None = None,
+        on_progress: Callable[[LoadProgress], Awaitable[None]] | None = None,
+    ) -> ModelStatus:
+        """Load ``reference`` and, only once that worked, make it the server's checkpoint.
+
+        While it loads, ``on_progress`` gets the load's progress at most once per
+        ``PROGRESS_INTERVAL`` seconds, and only when it changed (chat edits are rate-limited).
+        """
         checkpoint = reference.strip()
         if canonical_reference(checkpoint) != self.default_model:
             checkpoint = check_allowed(checkpoint, self.policy)
         else:
             checkpoint = self.default_model
-        model = await self.registry.get(checkpoint)  # CheckpointError: the old choice stays
+        model = await self._load_reporting(checkpoint, on_progress)  # CheckpointError: the old choice stays
         if self.store is None:
             raise SettingsUnavailableError()
         try:
@@ -156,6 +172,27 @@ class FillMaskService:
             raise SettingsUnavailableError() from None
         log.info("guild %s now uses %s", guild_id, checkpoint)
         return ModelStatus(checkpoint, checkpoint == self.default_model, ModelState.LOADED, model.mask_token)
+
+    async def _load_reporting(
+        self, checkpoint: str, on_progress: Callable[[LoadProgress], Awaitable[None]] | None
+    ) -> BatchingModel:
+        loading = asyncio.ensure_future(self.registry.get(checkpoint))
+        last: LoadProgress | None = None
+        try:
+            while True:
+                done, _ = await asyncio.wait({loading}, timeout=PROGRESS_INTERVAL)
+                if done:
+                    return loading.result()
+                current = self.registry.progress(checkpoint)
+                if on_progress is not None and current is not None and current != last:
+                    last = current
+                    try:
+                        await on_progress(current)
+                    except Exception:  # a failed progress edit must not fail the switch
+                        log.warning("progress report failed", exc_info=True)
+        finally:
+            if not loading.done():
+                loading.cancel()  # the registry's shared load is shielded and goes on
 
     async def reset_checkpoint(self, guild_id: int) -> ModelStatus:
         if self.store is None:

@@ -190,7 +190,7 @@ class SlowLoader:
     def __init__(self, delay: float) -> None:
         self.delay = delay
 
-    def __call__(self, reference: str) -> MaskedLM:
+    def __call__(self, reference: str, *, progress: Any = None) -> MaskedLM:
         time.sleep(self.delay)
         return load_masked_lm(reference)
 

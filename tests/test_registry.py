@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncio
 import gc
 import threading
@@ -28,7 +30,7 @@ class CountingLoader:
         self.returned: list[weakref.ref[MaskedLM]] = []
         self._lock = threading.Lock()
 
-    def __call__(self, reference: str) -> MaskedLM:
+    def __call__(self, reference: str, *, progress: Any = None) -> MaskedLM:
         with self._lock:
             self.calls.append(reference)
         time.sleep(self.delay)  # a download: blocking, and it must not block the event loop

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cards import CardField, code, error_card, info_card, loading_card, ok_card
+from bot.cards import CardField, code, error_card, progress_card, info_card, loading_card, ok_card
 from bot.checks import server_permissions_check
 from bot.core.errors import FillMaskError
 from bot.core.registry import ModelState
@@ -72,7 +72,12 @@ class ModelCog(commands.Cog, name="Model"):
         # Answer at once (well within the interaction deadline), then edit when the load ends.
         notice = await send_card(ctx, loading_card(checkpoint, what="Switching to"))
         try:
-            status = await service.set_checkpoint(ctx.guild.id, checkpoint, user_id=ctx.author.id)
+            status = await service.set_checkpoint(
+                ctx.guild.id,
+                checkpoint,
+                user_id=ctx.author.id,
+                on_progress=lambda progress: edit_card(notice, progress_card(checkpoint, progress)),
+            )
         except FillMaskError as exc:
             # A refused or failed switch loaded nothing to speak of: don't make the admin wait.
             self.set_.reset_cooldown(ctx)

@@ -15,6 +15,7 @@ import math
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from bot.core.errors import (
     NotMaskedLMError,
 )
 from bot.core.model import DEFAULT_MAX_MASKS, MaskedLM
+from bot.core.progress import ProgressCallback, ProgressTracker
+from bot.core.types import FillRequest
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +228,50 @@ def parameter_count(reference: str, config: object) -> tuple[int, str]:
     return estimated_parameter_count(config), "config estimate"
 
 
+def _download(reference: str, allow_pickle_weights: bool, tracker: ProgressTracker) -> None:
+    """Fetch the files the load needs into the Hub cache, reporting bytes as they arrive.
+
+    ``from_pretrained`` then reads them from the cache. Byte progress comes from watching the
+    cache's blob files grow (huggingface_hub reports per-file progress only to its own bars).
+    Offline, or if the Hub cannot be asked, this does nothing and ``from_pretrained`` decides.
+    """
+    from huggingface_hub import HfApi, constants, snapshot_download
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    suffixes = (".json", ".safetensors", ".model", ".txt") + ((".bin",) if allow_pickle_weights else ())
+    try:
+        info = HfApi().model_info(reference, files_metadata=True)
+    except Exception as exc:  # unknown repo, gated, no network: from_pretrained explains it
+        log.info("no file list for %s: %s", reference, exc)
+        return
+    # Top-level files only: sub-folders hold other formats (onnx/, openvino/...) we never load.
+    files = [s for s in info.siblings or [] if "/" not in s.rfilename and s.rfilename.endswith(suffixes)]
+    total = sum(s.size or 0 for s in files)
+    blobs = Path(constants.HF_HUB_CACHE) / f"models--{reference.replace('/', '--')}" / "blobs"
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.5):
+            try:
+                done = sum(f.stat().st_size for f in blobs.iterdir() if f.is_file())
+            except OSError:
+                done = 0
+            tracker.stage("downloading", min(done, total), total)
+
+    tracker.stage("downloading", 0, total)
+    watcher = threading.Thread(target=watch, name="download-progress", daemon=True)
+    watcher.start()
+    try:
+        snapshot_download(reference, allow_patterns=[s.rfilename for s in files])
+    except Exception as exc:
+        log.info("download of %s failed: %s", reference, exc)  # from_pretrained gives the user-facing error
+    finally:
+        stop.set()
+        watcher.join()
+    tracker.stage("downloading", total, total)
+
+
 def load_masked_lm(
     reference: str,
     *,
@@ -233,6 +280,7 @@ def load_masked_lm(
     allow_pickle_weights: bool = False,
     precision: str = "fp32",
     max_parameters: int | None = None,
+    progress: ProgressCallback | None = None,
 ) -> MaskedLM:
     """Load ``reference`` (Hub id or local directory) through the Auto classes. Blocking: call it off the loop."""
     # Imported here so that importing the package (e.g. for ``--help``) stays fast.
@@ -240,6 +288,8 @@ def load_masked_lm(
     from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING
 
     display = shown(reference)
+    tracker = ProgressTracker(progress)
+    tracker.stage("checking")
     try:
         config = AutoConfig.from_pretrained(reference, trust_remote_code=False)
     except (OSError, ValueError) as exc:
@@ -260,6 +310,8 @@ def load_masked_lm(
                 f"{display} has about {_millions(count)} parameters ({source}); this bot loads at most "
                 f"{_millions(max_parameters)}. The bot owner sets that limit with MAX_MODEL_PARAMETERS."
             )
+    if not is_local_reference(reference):
+        _download(reference, allow_pickle_weights, tracker)
     try:
         tokenizer = AutoTokenizer.from_pretrained(reference, trust_remote_code=False)
     except (OSError, ValueError, TypeError) as exc:
@@ -267,6 +319,7 @@ def load_masked_lm(
         raise CheckpointLoadError(f"{display} has no tokenizer I can load, so I can't use it.") from None
     if getattr(tokenizer, "mask_token", None) is None or getattr(tokenizer, "mask_token_id", None) is None:
         raise NoMaskTokenError(f"{display}'s tokenizer has no mask token, so there is no blank it can fill.")
+    tracker.stage("loading weights")
     try:
         model = AutoModelForMaskedLM.from_pretrained(
             reference, trust_remote_code=False, use_safetensors=None if allow_pickle_weights else True
@@ -277,8 +330,10 @@ def load_masked_lm(
         hint = "" if allow_pickle_weights else " (this bot only loads `.safetensors` weights)"
         raise CheckpointLoadError(f"I couldn't load the weights of {display}{hint}.") from None
     model.to(device)
+    tracker.stage("warming up")
     lm = MaskedLM(reference, tokenizer, model, device=device, max_masks=max_masks)
     lm.set_precision(precision)
+    lm.predict(FillRequest(f"a {lm.mask_token} b", 1))  # first-call allocations happen now, not for a user
     log.info(
         "loaded %s (%s, %.1fM parameters, mask %s, max %d tokens) on %s in %s",
         reference,
@@ -289,4 +344,5 @@ def load_masked_lm(
         device,
         precision,
     )
+    tracker.stage("ready")
     return lm

@@ -16,18 +16,23 @@ import gc
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+import functools
+from typing import Protocol
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
 from bot.core.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE, BatchingModel
 from bot.core.model import MaskedLM
+from bot.core.progress import LoadProgress, ProgressCallback
 from bot.core.types import FillRequest, FillResult
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[str], MaskedLM]
+class Loader(Protocol):
+    """Loads a checkpoint (blocking), reporting progress if it can."""
+
+    def __call__(self, reference: str, *, progress: ProgressCallback | None = None) -> MaskedLM: ...
 
 
 class ModelState(enum.Enum):
@@ -58,6 +63,8 @@ class ModelRegistry:
         # with concurrent `model set`s), double peak memory, and gain nothing on a few cores.
         self._load_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loader")
         self.load_seconds: dict[str, float] = {}
+        # The latest progress of each load under way, written by the loader thread.
+        self._progress: dict[str, LoadProgress] = {}
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -67,6 +74,10 @@ class ModelRegistry:
         if reference in self._loading:
             return ModelState.LOADING
         return ModelState.NOT_LOADED
+
+    def progress(self, reference: str) -> LoadProgress | None:
+        """How far the load of ``reference`` has got, while it is loading."""
+        return self._progress.get(reference) if reference in self._loading else None
 
     def peek(self, reference: str) -> BatchingModel | None:
         """The loaded model, without loading it or touching the LRU order."""
@@ -109,15 +120,19 @@ class ModelRegistry:
     async def _load(self, reference: str) -> BatchingModel:
         started = time.perf_counter()
         try:
-            lm = await asyncio.get_running_loop().run_in_executor(self._load_executor, self._loader, reference)
+            report = functools.partial(self._progress.__setitem__, reference)
+            load = functools.partial(self._loader, reference, progress=report)
+            lm = await asyncio.get_running_loop().run_in_executor(self._load_executor, load)
         except BaseException:
             self._loading.pop(reference, None)
+            self._progress.pop(reference, None)
             gc.collect()  # whatever the failed load allocated goes now, not at some later GC
             raise
         model = BatchingModel(lm, max_batch_size=self.max_batch_size, max_queue=self.max_queue)
         self.load_seconds[reference] = time.perf_counter() - started
         self._loaded[reference] = model
         self._loading.pop(reference, None)
+        self._progress.pop(reference, None)
         self._evict_over_limit(keep=reference)
         return model
 

@@ -1,0 +1,108 @@
+"""Progress while a checkpoint loads: stages in order, throttled chat edits, download bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bot.client import FillMaskBot
+from bot.core import loading
+from bot.core.loading import load_masked_lm
+from bot.core.model import MaskedLM
+from bot.core.progress import LoadProgress, ProgressTracker, progress_bar
+from bot.core.registry import ModelRegistry
+from tests.fake_discord import FakeDiscord, start_bot, stop_bot
+from tests.test_discord import embed_text, make_settings, titled
+
+
+def test_a_local_load_reports_its_stages_in_order(bert_checkpoint: Path) -> None:
+    seen: list[LoadProgress] = []
+    load_masked_lm(str(bert_checkpoint), progress=seen.append)
+    assert [p.stage for p in seen] == ["checking", "loading weights", "warming up", "ready"]
+    assert [p.elapsed for p in seen] == sorted(p.elapsed for p in seen)
+
+
+def test_descriptions_and_bars() -> None:
+    downloading = LoadProgress("downloading", 12.4, 120_400_000, 445_000_000)
+    assert downloading.describe() == "downloading 120.4 of 445.0 MB (27 %) · 12 s"
+    assert progress_bar(downloading, width=10) == "██░░░░░░░░"
+    assert "**warming up**" in progress_bar(LoadProgress("warming up", 3.0))
+    assert LoadProgress("ready", 0.4).describe() == "ready · 0 s"
+
+
+def test_download_bytes_are_reported_as_the_cache_grows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    files = [SimpleNamespace(rfilename="model.safetensors", size=3_000_000), SimpleNamespace(rfilename="config.json", size=1000),
+             SimpleNamespace(rfilename="onnx/model.onnx", size=9_000_000), SimpleNamespace(rfilename="README.md", size=5)]
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo, files_metadata=False: SimpleNamespace(siblings=files))
+    asked: list[list[str]] = []
+
+    def fake_snapshot_download(repo: str, allow_patterns: list[str]) -> str:
+        asked.append(allow_patterns)
+        blobs = tmp_path / "models--owner--name" / "blobs"
+        blobs.mkdir(parents=True)
+        with (blobs / "weights.incomplete").open("wb") as handle:
+            for _ in range(6):
+                handle.write(b"\0" * 500_000)
+                handle.flush()
+                time.sleep(0.3)
+        (blobs / "config").write_bytes(b"\0" * 1000)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    seen: list[LoadProgress] = []
+    loading._download("owner/name", False, ProgressTracker(seen.append))
+    assert asked == [["model.safetensors", "config.json"]]  # no onnx/ sub-folder, no README
+    downloads = [p for p in seen if p.stage == "downloading"]
+    assert all(p.total_bytes == 3_001_000 for p in downloads)
+    done = [p.done_bytes for p in downloads]
+    assert done == sorted(done) and done[-1] == 3_001_000
+    assert len({d for d in done if 0 < d < 3_001_000}) >= 2  # intermediate figures, not just 0 and 100 %
+
+
+class StagedLoader:
+    """Reports a 3-second "download" in 100 ms steps, then really loads."""
+
+    def __call__(self, reference: str, *, progress: Any = None) -> MaskedLM:
+        tracker = ProgressTracker(progress)
+        total = 445_000_000
+        for step in range(31):
+            tracker.stage("downloading", total * step // 30, total)
+            time.sleep(0.1)
+        return load_masked_lm(reference, progress=progress)
+
+
+async def test_model_set_edits_progress_into_its_message_at_most_once_a_second(
+    tmp_path: Path, bert_checkpoint: Path, camembert_checkpoint: Path
+) -> None:
+    settings = make_settings(tmp_path, bert_checkpoint)
+    async with FakeDiscord() as fake:
+        bot = FillMaskBot(settings, registry=ModelRegistry(StagedLoader(), max_loaded=2))
+        await start_bot(bot)
+        try:
+            await bot.registry.get(bot.service.default_model)
+            mark = fake.mark()
+            await fake.send_message(fake.admin_id, f"!model set {camembert_checkpoint}")
+            await fake.wait_for_message(titled("✅"), after=mark, timeout=30)
+            edits = [r for r in fake.find(kind="message.edit", after=mark)]
+            progress_edits = [r for r in edits if "Switching to the model" in str(r.json)]
+            texts = [embed_text(r.json) for r in progress_edits]
+            assert len(progress_edits) >= 2
+            assert any("downloading" in t and "MB" in t for t in texts)
+            gaps = [b.timestamp - a.timestamp for a, b in zip(progress_edits, progress_edits[1:])]
+            assert all(gap >= 0.8 for gap in gaps), gaps  # throttled: about once a second
+            assert len(progress_edits) <= 6  # a ~3.5 s load
+            percents = [int(t.split("(")[1].split(" %")[0]) for t in texts if "downloading" in t and "(" in t]
+            assert percents == sorted(percents)
+            assert "Model changed" in embed_text(edits[-1].json)
+        finally:
+            await stop_bot(bot)
