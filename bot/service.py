@@ -20,6 +20,7 @@ from bot.core.model import DEFAULT_MAX_MASKS
 from bot.core.progress import LoadProgress
 from bot.core.registry import ModelRegistry, ModelState
 from bot.core.types import FillRequest, FillResult
+from bot.stats import RequestStats
 from bot.storage import GuildSettingsStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class FillMaskService:
         self.default_model = canonical_reference(default_model)
         self.policy = policy
         self.max_masks = max_masks
+        self.stats = RequestStats()
 
     # -- which checkpoint --------------------------------------------------------------------
 
@@ -130,10 +132,16 @@ class FillMaskService:
             raise TooManyMasksError(masks, self.max_masks)
         request = FillRequest(text=text, top_k=k, targets=wanted)
         try:
-            return await model.fill(request)
-        except ModelClosedError:
-            # Evicted between lookup and queueing (another server needed the room): once more.
-            return await (await self._model(checkpoint)).fill(request)
+            try:
+                result = await model.fill(request)
+            except ModelClosedError:
+                # Evicted between lookup and queueing (another server needed the room): once more.
+                result = await (await self._model(checkpoint)).fill(request)
+        except FillMaskError:
+            self.stats.record_failure()
+            raise
+        self.stats.record(result.elapsed)
+        return result
 
     async def _model(self, checkpoint: str) -> BatchingModel:
         try:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
+import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cards import CardField, code, error_card, progress_card, info_card, loading_card, ok_card
+from bot.cards import Card, CardField, code, error_card, progress_card, info_card, loading_card, ok_card
+from bot.catalog import autocomplete_choices, model_list_card, offered_models
 from bot.checks import server_permissions_check
+from bot.core.loading import CheckpointPolicy, canonical_reference, check_allowed, is_local_reference
+from bot.modelcards import load_model_card, model_info_card
 from bot.core.errors import FillMaskError
 from bot.core.registry import ModelState
 from bot.replies import edit_card, send_card
@@ -19,6 +25,9 @@ if TYPE_CHECKING:
     from bot.client import FillMaskBot
 
 log = logging.getLogger(__name__)
+
+# Model cards change rarely; don't ask the Hub again for every `model info`.
+CARD_CACHE_SECONDS = 600.0
 
 
 def status_fields(status: ModelStatus) -> tuple[CardField, ...]:
@@ -44,6 +53,7 @@ def model_set_cooldown(ctx: commands.Context[FillMaskBot]) -> commands.Cooldown 
 class ModelCog(commands.Cog, name="Model"):
     def __init__(self, bot: FillMaskBot) -> None:
         self.bot = bot
+        self._cards: dict[str, tuple[float, Card]] = {}
 
     @commands.hybrid_group(name="model", invoke_without_command=True, description="Show or change this server's model")
     async def model(self, ctx: commands.Context[FillMaskBot]) -> None:
@@ -89,6 +99,41 @@ class ModelCog(commands.Cog, name="Model"):
             await edit_card(notice, error_card("Something went wrong on my side; the model was not changed.", title="Oops"))
             return
         await edit_card(notice, ok_card("Model changed", f"This server now uses {code(status.checkpoint)}.", status_fields(status)))
+
+    @set_.autocomplete("checkpoint")
+    async def set_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        offered = offered_models(self.bot.settings.allowed_models)
+        return [app_commands.Choice(name=name, value=value) for name, value in autocomplete_choices(current, offered)]
+
+    @model.command(name="list", description="The checkpoints this bot offers, and which are loaded")
+    async def list_(self, ctx: commands.Context[FillMaskBot]) -> None:
+        offered = offered_models(self.bot.settings.allowed_models)
+        card = model_list_card(offered, self.bot.registry.loaded, self.bot.service.default_model)
+        await send_card(ctx, card)
+
+    @model.command(name="info", description="What a checkpoint's model card says: task, languages, license, limits")
+    @app_commands.describe(checkpoint="A Hugging Face model id; default: this server's model")
+    async def info(self, ctx: commands.Context[FillMaskBot], *, checkpoint: str | None = None) -> None:
+        service = self.bot.service
+        current = await service.checkpoint_for(ctx.guild.id if ctx.guild else None)
+        target = checkpoint.strip() if checkpoint and checkpoint.strip() else current
+        if canonical_reference(target) != current and canonical_reference(target) != service.default_model:
+            # Reading a card is harmless, but local folders stay behind the owner's policy.
+            policy = service.policy if is_local_reference(target) else CheckpointPolicy()
+            target = check_allowed(target, policy)
+        async with ctx.typing():
+            card = await self._model_card(target)
+        await send_card(ctx, card)
+
+    async def _model_card(self, checkpoint: str) -> Card:
+        cached = self._cards.get(checkpoint)
+        if cached is not None and time.monotonic() - cached[0] < CARD_CACHE_SECONDS:
+            return cached[1]
+        # Blocking (disk or Hub, with timeouts): off the event loop.
+        info = await asyncio.to_thread(load_model_card, checkpoint, local=is_local_reference(checkpoint))
+        card = model_info_card(info)
+        self._cards[checkpoint] = (time.monotonic(), card)
+        return card
 
     @model.command(name="reset", description="Go back to the bot's default checkpoint (Manage Server)")
     @server_permissions_check(manage_guild=True)

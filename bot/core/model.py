@@ -72,6 +72,17 @@ class MaskedLM:
 
     # -- public API ------------------------------------------------------------------------
 
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held by the weights and buffers (shared tensors counted once)."""
+        seen: set[int] = set()
+        total = 0
+        for tensor in [*self.model.parameters(), *self.model.buffers()]:
+            if tensor.data_ptr() not in seen:
+                seen.add(tensor.data_ptr())
+                total += tensor.numel() * tensor.element_size()
+        return total
+
     def set_precision(self, precision: str) -> None:
         """Convert the weights in place: ``fp32``, ``bf16`` (CPU or CUDA), ``int8`` (dynamic, CPU) or ``fp16`` (CUDA).
 
