@@ -127,7 +127,9 @@ def score_bar(score: float, width: int = _BAR_WIDTH) -> str:
 
 def shown_word(token_str: str) -> str:
     word = token_str.strip()
-    return escape(truncate(word, _WORD_LIMIT)) if word else "␣"
+    # Escape first, then cut: escaping can double a word's length, and ten long words must
+    # still fit the field (a vocabulary can hold 64-character punctuation runs).
+    return truncate(escape(word), _WORD_LIMIT) if word else "␣"
 
 
 # -- builders --------------------------------------------------------------------------

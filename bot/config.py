@@ -49,6 +49,12 @@ class Settings:
     health_interval: float = DEFAULT_HEALTH_INTERVAL
     log_file: Path | None = None
 
+    def __post_init__(self) -> None:
+        if self.precision == "fp16" and self.device == "cpu":
+            raise ConfigError("PRECISION=fp16 needs a CUDA device; on the CPU use bf16 or int8")
+        if self.precision == "int8" and self.device.startswith("cuda"):
+            raise ConfigError("PRECISION=int8 (dynamic quantization) runs on the CPU only; on CUDA use fp16 or bf16")
+
     @property
     def checkpoint_policy(self) -> CheckpointPolicy:
         return CheckpointPolicy(

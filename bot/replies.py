@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import discord
 from discord import app_commands
@@ -53,11 +54,13 @@ def card_for_error(ctx: commands.Context[commands.Bot], error: Exception) -> Car
     if isinstance(error, commands.NotOwner):
         return error_card("Only the bot's owner can do that.", title="Not allowed")
     if isinstance(error, commands.CommandOnCooldown | app_commands.CommandOnCooldown):
-        return error_card(f"Slow down a little: try again in {error.retry_after:.0f} s.", title="Cooldown")
+        return error_card(f"Slow down a little: try again in {max(1, math.ceil(error.retry_after))} s.", title="Cooldown")
     if isinstance(error, commands.MaxConcurrencyReached):
         return error_card("I'm busy with this server's other requests; try again in a few seconds.", title="Busy")
     if isinstance(error, commands.MissingRequiredArgument):
         usage = f"{ctx.clean_prefix}{ctx.command.qualified_name} {ctx.command.signature}" if ctx.command else ""
+        if ctx.command is not None and ctx.command.qualified_name == "fill" and ctx.interaction is None:
+            usage = f"{ctx.clean_prefix}fill [k=N] <sentence with <mask>> [| word, word]"
         return error_card(f"Something is missing: `{error.param.name}`.\nUsage: `{usage}`", title="Missing argument")
     if isinstance(error, commands.BadArgument | commands.ArgumentParsingError | app_commands.TransformerError):
         return error_card("I couldn't read that command. Check the values and try again.", title="Bad argument")

@@ -372,3 +372,90 @@ def build_not_masked_lm_checkpoint(out_dir: Path, *, seed: int = DEFAULT_SEED) -
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     return out_dir
+
+
+# --------------------------------------------------------------------------- hostile vocabulary
+
+# Vocabulary entries that are Discord mention/markdown syntax. A checkpoint's vocabulary is
+# arbitrary text, so predictions must be escaped like user input. build_hostile_vocab_checkpoint
+# makes the first ten the model's top predictions at any mask, in this order; the others are
+# in the vocabulary too (reach them with ``targets``).
+HOSTILE_VOCAB: tuple[str, ...] = (
+    "@everyone",
+    "@here",
+    "<@123456789012345678>",
+    "<@&1300000000000000002>",  # the fake Discord's admin role
+    "**bold**",
+    "`",
+    "||",
+    "[x](http://e)",
+    "</fill:1>",
+    "<#1300000000000000010>",  # the fake Discord's #general
+    "```",
+    "\\",
+    "> quote",
+    "-# small",
+    "~~s~~",
+    "__u__",
+    ":skull:",
+    "<t:0:R>",
+    "<@!1400000000000000002>",  # the fake Discord's admin member
+    "\u202e@here",
+)
+HOSTILE_TOP = 10
+
+
+# Ten 64-character punctuation runs, like the "====...", "----..." tokens of GPT-2/RoBERTa's
+# byte-level vocabularies: the longest predictions a card may have to show.
+LONG_PUNCTUATION_VOCAB: tuple[str, ...] = tuple(ch * 64 for ch in "-=*_~#|<>@")
+
+
+def build_hostile_vocab_checkpoint(
+    out_dir: Path,
+    *,
+    tokens: Sequence[str] = HOSTILE_VOCAB,
+    top: int = HOSTILE_TOP,
+    seed: int = DEFAULT_SEED,
+) -> Path:
+    """An untrained tiny BERT whose top predictions are the first ``top`` of ``tokens``, in order.
+
+    The strings are added tokens (BERT's pre-tokenizer would split their punctuation), so
+    ``tokenizer.decode([id])`` returns each one verbatim. The output bias makes the first
+    ``top`` of them the top predictions, in order, whatever the input: random weights give
+    logits of about ±0.2, the bias goes from 20 down in steps of 0.5.
+    """
+    from tokenizers import AddedToken
+    from transformers import AutoModelForMaskedLM
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bert_tokenizer()
+    tokenizer.add_tokens([AddedToken(token, normalized=False, special=False) for token in tokens])
+    ids = tokenizer.convert_tokens_to_ids(list(tokens))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # model init draws from the global RNG
+        model = BertForMaskedLM(_bert_config(tokenizer))
+    with torch.no_grad():
+        bias = model.cls.predictions.bias
+        bias.zero_()
+        for rank, token_id in enumerate(ids[:top]):
+            bias[token_id] = 20.0 - 0.5 * rank
+        decoder_bias = model.cls.predictions.decoder.bias
+        if decoder_bias is not None and decoder_bias.data_ptr() != bias.data_ptr():
+            decoder_bias.copy_(bias)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+
+    # Fail here, not deep inside a Discord test, if the checkpoint does not do what it says.
+    reloaded_tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
+    reloaded = AutoModelForMaskedLM.from_pretrained(str(out_dir)).eval()
+    for token, token_id in zip(tokens, ids):
+        if reloaded_tokenizer.convert_tokens_to_ids(token) != token_id or reloaded_tokenizer.decode([token_id]) != token:
+            raise RuntimeError(f"hostile token {token!r} does not round-trip: {reloaded_tokenizer.decode([token_id])!r}")
+    encoded = reloaded_tokenizer("the cat sat on the [MASK] .", return_tensors="pt")
+    position = encoded["input_ids"][0].tolist().index(reloaded_tokenizer.mask_token_id)
+    with torch.inference_mode():
+        predicted = reloaded(**encoded).logits[0, position].topk(top).indices.tolist()
+    if predicted != ids[:top]:
+        raise RuntimeError(f"hostile tokens are not the top predictions: {reloaded_tokenizer.convert_ids_to_tokens(predicted)}")
+    return out_dir

@@ -22,8 +22,9 @@ class InvalidRequestError(FillMaskError):
 
 class NoMaskError(InvalidRequestError):
     def __init__(self, mask_token: str) -> None:
+        others = " / ".join(f"`{s}`" for s in ("<mask>", "[MASK]") if s.lower() != mask_token.lower())
         super().__init__(
-            f"I need a blank to fill: put `{mask_token}` (or `<mask>` / `[MASK]`) where the missing word goes, "
+            f"I need a blank to fill: put `{mask_token}` (or {others}) where the missing word goes, "
             f"e.g. `Paris is the {mask_token} of France.`"
         )
 

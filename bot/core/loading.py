@@ -332,7 +332,10 @@ def load_masked_lm(
     model.to(device)
     tracker.stage("warming up")
     lm = MaskedLM(reference, tokenizer, model, device=device, max_masks=max_masks)
-    lm.set_precision(precision)
+    try:
+        lm.set_precision(precision)
+    except ValueError as exc:  # e.g. fp16 on a CPU: the owner's configuration, explained
+        raise CheckpointLoadError(f"I can't run {display} in {precision} here: {exc}.") from None
     lm.predict(FillRequest(f"a {lm.mask_token} b", 1))  # first-call allocations happen now, not for a user
     log.info(
         "loaded %s (%s, %.1fM parameters, mask %s, max %d tokens) on %s in %s",
