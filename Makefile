@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run console test test-slow bench lint clean
+.PHONY: run console test test-slow bench lint clean hadolint docker
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (set PYTHON=python3.11)"'
@@ -32,6 +32,17 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m bench $(BENCH_ARGS)
+
+# The Dockerfile's lint alone (tests/test_dockerfile.py runs it too, with the image's checks).
+hadolint: $(STAMP)
+	$(BIN)/hadolint --failure-threshold warning Dockerfile
+
+# The image (see the README's "Docker" section); for CUDA:
+#   make docker TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
+IMAGE ?= fillmask-bot
+docker:
+	docker build --build-arg TORCH_INDEX_URL=$(TORCH_INDEX_URL) -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

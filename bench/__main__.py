@@ -158,7 +158,6 @@ async def speed_sections(name: str, path: Path, words: list[str], repeat: int, b
             ["core (queue + model thread)", f"{core_idle * 1000:.1f} ms", f"{core_idle / pipe_idle:.2f}x"],
         ],
     )
-    del pipe, lm
     return figures
 
 

@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 
 from bench import checkpoints
-from bot.core.loading import CheckpointPolicy, configure_threads, load_masked_lm
+from bot.core.loading import configure_threads, load_masked_lm
+from bot.core.policy import CheckpointPolicy
 from bot.core.registry import ModelRegistry
 from bot.service import FillMaskService
 from bot.storage import GuildSettingsStore

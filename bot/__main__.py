@@ -13,9 +13,11 @@ import logging
 import logging.handlers
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, Settings
+from bot.logs import LOG_FORMAT, configure_log_file
 
 log = logging.getLogger("bot")
 
@@ -33,12 +35,10 @@ To try the bot without Discord, run the console mode:
 """
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(level: str, log_file: Path | None = None) -> None:
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    if log_file is not None:
+        configure_log_file(log_file)  # also to a file rotating at 5 MB x 3 (LOG_FILE)
     # discord.py and transformers are chatty at DEBUG/INFO; keep their warnings.
     for noisy in ("discord.gateway", "discord.http", "transformers", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
@@ -49,6 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the Discord bot (the default)")
     sub.add_parser("console", help="type bot commands on standard input, without Discord")
+    sub.add_parser("health", help="exit 0 if the running bot is healthy, 1 if not (Docker's HEALTHCHECK); --file, --max-age")
     fill = sub.add_parser("fill", help="fill the blanks of one sentence and print the predictions")
     fill.add_argument("text", help='a sentence with <mask> or [MASK], e.g. "Le camembert est <mask> :)"')
     fill.add_argument("--model", help="Hub id or local directory (default: DEFAULT_MODEL)")
@@ -108,13 +109,19 @@ def fill_once(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["health"]:
+        # Before settings, logging and torch: the check runs every 30 s next to the bot.
+        from bot.health import health_main
+
+        return health_main(argv[1:])
     args = parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_file)
     from bot.core.loading import configure_threads
 
     log.info("torch uses %d thread(s)", configure_threads(settings.torch_threads))

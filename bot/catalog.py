@@ -132,7 +132,7 @@ def is_pattern(name: str) -> bool:
 
 
 def _matches(checkpoint: str, pattern: str) -> bool:
-    # The same rule as bot.core.loading.check_allowed: case-insensitive fnmatch.
+    # The same rule as bot.core.policy.check_allowed: case-insensitive fnmatch.
     return fnmatch.fnmatchcase(checkpoint.lower(), pattern.lower())
 
 

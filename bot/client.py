@@ -16,6 +16,7 @@ from bot.cogs import EXTENSIONS
 from bot.config import Settings
 from bot.core.loading import load_masked_lm, resolve_device, warm_imports
 from bot.core.registry import ModelRegistry
+from bot.health import bot_state, run_heartbeat
 from bot.replies import card_for_error, send_card
 from bot.service import FillMaskService
 from bot.storage import GuildSettingsStore, StorageError
@@ -62,6 +63,7 @@ class FillMaskBot(commands.Bot):
         self.registry = registry if registry is not None else build_registry(settings)
         self.store: GuildSettingsStore | None = None
         self._release_task: asyncio.Future[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self.shutting_down = False
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -69,6 +71,11 @@ class FillMaskBot(commands.Bot):
         self.add_check(self._accepting_commands)
 
     async def setup_hook(self) -> None:
+        # The health file (HEALTH_FILE), rewritten every HEALTH_INTERVAL s for `python -m bot health`.
+        self._heartbeat = asyncio.create_task(
+            run_heartbeat(self.settings.health_file, self.settings.health_interval, functools.partial(bot_state, self)),
+            name="heartbeat",
+        )
         # Before the gateway connects: the first from_pretrained would otherwise import
         # transformers' big modules on the loader thread and stall the connected loop.
         warm_imports()
@@ -143,6 +150,9 @@ class FillMaskBot(commands.Bot):
         await asyncio.shield(self._release_task)
 
     async def _release_resources(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()  # the file goes stale: the check reports the bot down
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
         await self.registry.aclose()
         if self.store is not None:
             await self.store.close()

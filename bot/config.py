@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.core.loading import CheckpointPolicy
+from bot.core.policy import CheckpointPolicy
 from bot.health import DEFAULT_HEALTH_FILE, DEFAULT_HEALTH_INTERVAL
 
 DEFAULT_DATABASE_PATH = Path("data") / "fillmask.sqlite3"

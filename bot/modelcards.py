@@ -33,13 +33,11 @@ from bot.cards import (
     escape,
     truncate,
 )
+from bot.core.policy import is_hub_id, is_local_reference
 
 log = logging.getLogger(__name__)
 
 HUB_URL = "https://huggingface.co/"
-
-# "name" or "owner/name", as the Hub accepts them (same rule as bot.core.loading).
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
 
 # Bounds on what we read and keep: cards of several MB exist, and a reply shows ~1 KB per part.
 MAX_CARD_BYTES = 1_000_000
@@ -137,19 +135,9 @@ class ModelCardInfo:
 def hub_url(checkpoint: str) -> str | None:
     """The model's page on the Hub, or None when ``checkpoint`` is not a Hub id."""
     checkpoint = checkpoint.strip()
-    if not _HUB_ID.match(checkpoint) or ".." in checkpoint:
+    if not is_hub_id(checkpoint):
         return None
     return HUB_URL + checkpoint
-
-
-def _looks_local(checkpoint: str) -> bool:
-    # Mirrors bot.core.loading.is_local_reference without importing torch.
-    if checkpoint.startswith((".", "/", "~", "\\")):
-        return True
-    try:
-        return Path(checkpoint).expanduser().is_dir()
-    except (OSError, ValueError):
-        return False
 
 
 def parse_model_card(text: str, checkpoint: str, *, local: bool | None = None) -> ModelCardInfo:
@@ -161,7 +149,7 @@ def parse_model_card(text: str, checkpoint: str, *, local: bool | None = None) -
     when there is no card at all.
     """
     if local is None:
-        local = _looks_local(checkpoint)
+        local = is_local_reference(checkpoint)
     url = None if local else hub_url(checkpoint)
     source = "local" if local else "hub"
     try:

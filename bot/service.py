@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bot.core.batching import BatchingModel, ModelClosedError
 from bot.core.errors import CheckpointError, FillMaskError, InvalidRequestError, NoMaskError, TooManyMasksError
-from bot.core.loading import CheckpointPolicy, canonical_reference, check_allowed
+from bot.core.policy import CheckpointPolicy, canonical_reference, check_allowed
 from bot.core.masks import count_masks, normalize_masks, parse_fill_text, parse_targets
 from bot.core.model import DEFAULT_MAX_MASKS
 from bot.core.progress import LoadProgress

@@ -8,9 +8,14 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from collections.abc import AsyncIterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 import pytest  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.discord_helpers import Harness
 
 from checkpoints import (  # noqa: E402
     build_bert_checkpoint,
@@ -45,3 +50,19 @@ def no_mask_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def not_mlm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """GPT-2 (causal LM) weights with a tokenizer that does have "[MASK]"."""
     return build_not_masked_lm_checkpoint(tmp_path_factory.mktemp("not-mlm-checkpoint"))
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator["Harness"]:
+    """A real FillMaskBot connected to a fake Discord, its default (test BERT) model loaded."""
+    from bot.client import FillMaskBot
+    from tests.discord_helpers import Harness, make_settings
+    from tests.fake_discord import FakeDiscord, start_bot, stop_bot
+
+    settings = make_settings(tmp_path, bert_checkpoint)
+    async with FakeDiscord() as fake:
+        bot = FillMaskBot(settings)
+        await start_bot(bot)
+        await bot.registry.get(bot.service.default_model)  # ready before the test speaks
+        yield Harness(fake, bot, settings)
+        await stop_bot(bot)

@@ -13,7 +13,8 @@ import torch
 
 from bot.core.batching import BatchingModel, BusyError
 from bot.core.errors import CheckpointLoadError, CheckpointNotAllowedError
-from bot.core.loading import CheckpointPolicy, check_allowed, load_masked_lm, safetensors_parameter_count
+from bot.core.loading import load_masked_lm, safetensors_parameter_count
+from bot.core.policy import CheckpointPolicy, check_allowed
 from bot.core.types import FillRequest
 
 

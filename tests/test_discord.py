@@ -7,68 +7,16 @@ INTERACTION_CREATE events; the assertions read what the bot sent back over HTTP.
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bot.client import FillMaskBot, build_registry
-from bot.config import Settings
-from bot.core.loading import load_masked_lm
-from bot.core.model import MaskedLM
+from bot.client import FillMaskBot
 from bot.core.registry import ModelRegistry
+from tests.discord_helpers import Harness, SlowLoader, embed_text, make_settings, titled
 from tests.fake_discord import FakeDiscord, start_bot, stop_bot
 
 EPHEMERAL = 1 << 6
-
-
-@dataclass
-class Harness:
-    fake: FakeDiscord
-    bot: FillMaskBot
-    settings: Settings
-
-
-def make_settings(tmp_path: Path, default_model: Path, **overrides: Any) -> Settings:
-    return replace(
-        Settings(),
-        default_model=str(default_model),
-        database_path=tmp_path / "bot.sqlite3",
-        allow_local_models=True,
-        local_model_dirs=(default_model.parent,),
-        # Tests send many commands as the same user: rate limits are tested on their own.
-        fill_cooldown_seconds=0,
-        model_set_cooldown_seconds=0,
-        device="cpu",
-        **overrides,
-    )
-
-
-@pytest.fixture
-async def harness(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[Harness]:
-    settings = make_settings(tmp_path, bert_checkpoint)
-    async with FakeDiscord() as fake:
-        bot = FillMaskBot(settings)
-        await start_bot(bot)
-        await bot.registry.get(bot.service.default_model)  # ready before the test speaks
-        yield Harness(fake, bot, settings)
-        await stop_bot(bot)
-
-
-def titled(prefix: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda body: any((e.get("title") or "").startswith(prefix) for e in body.get("embeds") or [])
-
-
-def embed_text(body: dict[str, Any]) -> str:
-    embed = body["embeds"][0]
-    parts = [embed.get("title") or "", embed.get("description") or ""]
-    parts += [f"{f['name']}\n{f['value']}" for f in embed.get("fields", [])]
-    parts.append((embed.get("footer") or {}).get("text", ""))
-    return "\n".join(parts)
 
 
 def assert_pings_nobody(fake: FakeDiscord) -> None:
@@ -184,15 +132,6 @@ async def test_an_internal_error_shows_no_traceback(harness: Harness, monkeypatc
 
 
 # -- loading ---------------------------------------------------------------------------
-
-
-class SlowLoader:
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-
-    def __call__(self, reference: str, *, progress: Any = None) -> MaskedLM:
-        time.sleep(self.delay)
-        return load_masked_lm(reference)
 
 
 @pytest.mark.parametrize("path", ["prefix", "slash"])

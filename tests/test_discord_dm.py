@@ -9,69 +9,19 @@ default checkpoint, and ``model set``/``model reset`` are refused without storin
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import discord
 import pytest
 
 from bot.client import FillMaskBot
-from bot.config import Settings
-from bot.core.loading import load_masked_lm
-from bot.core.model import MaskedLM
 from bot.core.registry import ModelRegistry, ModelState
+from tests.discord_helpers import Harness, SlowLoader, embed_text, make_settings, titled
 from tests.fake_discord import FakeDiscord, SlashCommandUnavailable, start_bot, stop_bot
 
 EPHEMERAL = 1 << 6
 NO_PING = {"parse": []}
 REFUSAL = "This command only works in a server."
-
-
-@dataclass
-class Harness:
-    fake: FakeDiscord
-    bot: FillMaskBot
-    settings: Settings
-
-
-def make_settings(tmp_path: Path, default_model: Path, **overrides: Any) -> Settings:
-    return replace(
-        Settings(),
-        default_model=str(default_model),
-        database_path=tmp_path / "bot.sqlite3",
-        allow_local_models=True,
-        local_model_dirs=(default_model.parent,),
-        fill_cooldown_seconds=0,
-        model_set_cooldown_seconds=0,
-        device="cpu",
-        **overrides,
-    )
-
-
-@pytest.fixture
-async def harness(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[Harness]:
-    settings = make_settings(tmp_path, bert_checkpoint)
-    async with FakeDiscord() as fake:
-        bot = FillMaskBot(settings)
-        await start_bot(bot)
-        await bot.registry.get(bot.service.default_model)  # ready before the test speaks
-        yield Harness(fake, bot, settings)
-        await stop_bot(bot)
-
-
-def titled(prefix: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda body: any((e.get("title") or "").startswith(prefix) for e in body.get("embeds") or [])
-
-
-def embed_text(body: dict[str, Any]) -> str:
-    embed = body["embeds"][0]
-    parts = [embed.get("title") or "", embed.get("description") or ""]
-    parts += [f"{f['name']}\n{f['value']}" for f in embed.get("fields", [])]
-    parts.append((embed.get("footer") or {}).get("text", ""))
-    return "\n".join(parts)
 
 
 def assert_all_replies_in_dm_and_ping_nobody(fake: FakeDiscord, dm_channel: int) -> None:
@@ -180,15 +130,6 @@ async def test_slash_fill_in_a_dm_uses_the_default_model(harness: Harness) -> No
     assert len(lines) == 3 and "**mat**" in lines[0]
     assert harness.bot.service.default_model in body["embeds"][0]["footer"]["text"]
     assert_all_replies_in_dm_and_ping_nobody(fake, fake.dm_channel_id(fake.member_id))
-
-
-class SlowLoader:
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-
-    def __call__(self, reference: str, *, progress: Any = None) -> MaskedLM:
-        time.sleep(self.delay)
-        return load_masked_lm(reference)
 
 
 async def test_prefix_fill_in_a_dm_while_loading_edits_the_notice_in_the_dm(tmp_path: Path, bert_checkpoint: Path) -> None:

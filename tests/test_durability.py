@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.loading import CheckpointPolicy, load_masked_lm
+from bot.core.loading import load_masked_lm
+from bot.core.policy import CheckpointPolicy
 from bot.core.registry import ModelRegistry
 from bot.service import FillMaskService, SettingsUnavailableError
-from bot.storage import GuildSettingsStore, StorageError
+from bot.storage import GuildSettingsStore
 from tests.fake_discord import FakeDiscord
 from tests.test_process import bot_env, start_process, stop_process, titled
 

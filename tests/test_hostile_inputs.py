@@ -21,7 +21,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,9 @@ import pytest
 import pytest_asyncio
 
 from bot.client import FillMaskBot
-from bot.config import Settings
 from bot.core.masks import parse_fill_text
 from checkpoints import HOSTILE_TOP, HOSTILE_VOCAB, LONG_PUNCTUATION_VOCAB, build_hostile_vocab_checkpoint
+from tests.discord_helpers import make_settings
 from tests.fake_discord import FakeDiscord, RecordedRequest, start_bot, stop_bot
 
 # The async tests share the module's event loop (and so the module's bot).
@@ -101,21 +101,6 @@ class _ErrorRecorder(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.split(".")[0] in ("bot", "discord"):
             self.into.append(record)
-
-
-def make_settings(tmp_path: Path, default_model: Path, **overrides: Any) -> Settings:
-    """As tests/test_discord.py: local checkpoints allowed, no cooldowns (one user sends everything)."""
-    return replace(
-        Settings(),
-        default_model=str(default_model),
-        database_path=tmp_path / "bot.sqlite3",
-        allow_local_models=True,
-        local_model_dirs=(default_model.parent,),
-        fill_cooldown_seconds=0,
-        model_set_cooldown_seconds=0,
-        device="cpu",
-        **overrides,
-    )
 
 
 @pytest.fixture(scope="module")

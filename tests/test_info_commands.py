@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 
-from bot.client import FillMaskBot
-from tests.fake_discord import FakeDiscord, start_bot, stop_bot
-from tests.test_discord import Harness, embed_text, make_settings, titled
-
-
-@pytest.fixture
-async def harness(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[Harness]:
-    settings = make_settings(tmp_path, bert_checkpoint)
-    async with FakeDiscord() as fake:
-        bot = FillMaskBot(settings)
-        await start_bot(bot)
-        await bot.registry.get(bot.service.default_model)
-        yield Harness(fake, bot, settings)
-        await stop_bot(bot)
+from tests.discord_helpers import Harness, embed_text, titled
 
 
 async def test_help_on_both_paths_uses_the_servers_mask_token(harness: Harness) -> None:

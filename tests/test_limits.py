@@ -13,14 +13,14 @@ from bot.core.errors import CheckpointLoadError
 from bot.core.loading import load_masked_lm
 from bot.core.types import FillRequest
 from tests.fake_discord import FakeDiscord, start_bot, stop_bot
-from tests.test_discord import Harness, embed_text, make_settings, titled
+from tests.discord_helpers import Harness, embed_text, make_settings, titled
 
 
 @pytest.fixture
 async def limited(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[Harness]:
-    settings = make_settings(tmp_path, bert_checkpoint)
-    settings = Settings(**{**{f: getattr(settings, f) for f in settings.__dataclass_fields__},
-                           "fill_cooldown_rate": 2, "fill_cooldown_seconds": 60.0, "model_set_cooldown_seconds": 60.0})
+    settings = make_settings(
+        tmp_path, bert_checkpoint, fill_cooldown_rate=2, fill_cooldown_seconds=60.0, model_set_cooldown_seconds=60.0
+    )
     async with FakeDiscord() as fake:
         bot = FillMaskBot(settings)
         await start_bot(bot)
@@ -59,11 +59,10 @@ async def test_model_set_cooldown_and_a_failed_set_does_not_count(limited: Harne
 
 
 async def test_server_concurrency_bound_answers_busy(tmp_path: Path, bert_checkpoint: Path) -> None:
-    from tests.test_discord import SlowLoader
+    from tests.discord_helpers import SlowLoader
     from bot.core.registry import ModelRegistry
 
-    settings = make_settings(tmp_path, bert_checkpoint)
-    settings = Settings(**{**{f: getattr(settings, f) for f in settings.__dataclass_fields__}, "guild_max_concurrent_fills": 2})
+    settings = make_settings(tmp_path, bert_checkpoint, guild_max_concurrent_fills=2)
     async with FakeDiscord() as fake:
         bot = FillMaskBot(settings, registry=ModelRegistry(SlowLoader(2.0), max_loaded=1))
         await start_bot(bot)

@@ -19,6 +19,7 @@ def bot_env(tmp_path: Path, default_model: Path, fake: FakeDiscord | None = None
     env.update(
         DEFAULT_MODEL=str(default_model),
         DATABASE_PATH=str(tmp_path / "process.sqlite3"),
+        HEALTH_FILE=str(tmp_path / "health.json"),
         ALLOW_LOCAL_MODELS="1",
         LOCAL_MODEL_DIRS=str(default_model.parent),
         DEVICE="cpu",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +16,7 @@ from bot.core.model import MaskedLM
 from bot.core.progress import LoadProgress, ProgressTracker, progress_bar
 from bot.core.registry import ModelRegistry
 from tests.fake_discord import FakeDiscord, start_bot, stop_bot
-from tests.test_discord import embed_text, make_settings, titled
+from tests.discord_helpers import embed_text, make_settings, titled
 
 
 def test_a_local_load_reports_its_stages_in_order(bert_checkpoint: Path) -> None:

@@ -11,7 +11,8 @@ import pytest
 from bot.config import Settings
 from bot.console import Console
 from bot.core.errors import CheckpointNotAllowedError, FillMaskError, InvalidRequestError, NoMaskError, TooManyMasksError
-from bot.core.loading import CheckpointPolicy, load_masked_lm
+from bot.core.loading import load_masked_lm
+from bot.core.policy import CheckpointPolicy
 from bot.core.registry import ModelRegistry, ModelState
 from bot.service import FillMaskService
 from bot.storage import GuildSettingsStore

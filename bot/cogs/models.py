@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot.cards import Card, CardField, code, error_card, progress_card, info_card, loading_card, ok_card
 from bot.catalog import autocomplete_choices, model_list_card, offered_models
 from bot.checks import server_permissions_check
-from bot.core.loading import CheckpointPolicy, canonical_reference, check_allowed, is_local_reference
+from bot.core.policy import CheckpointPolicy, canonical_reference, check_allowed, is_local_reference
 from bot.modelcards import load_model_card, model_info_card
 from bot.core.errors import FillMaskError
 from bot.core.registry import ModelState

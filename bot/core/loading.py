@@ -1,22 +1,20 @@
 """Finding, checking and loading a fill-mask checkpoint with the transformers Auto classes.
 
 A checkpoint is named by a Hub id (``camembert-base``, ``almanach/camembert-base``) or by a
-local directory. Loading checks, in order and before the weights are read: that the name is
-allowed, that the config is a masked-LM architecture, and that the tokenizer has a mask
-token; each failure becomes a :class:`CheckpointError` the admin can read.
+local directory (which names are allowed is :mod:`bot.core.policy`'s job). Loading checks, in
+order and before the weights are read: that the config is a masked-LM architecture, that the
+checkpoint is not too large, and that the tokenizer has a mask token; each failure becomes a
+:class:`CheckpointError` the admin can read.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import gc
 import json
-import math
 import logging
+import math
 import os
-import re
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,86 +27,11 @@ from bot.core.errors import (
     NotMaskedLMError,
 )
 from bot.core.model import DEFAULT_MAX_MASKS, MaskedLM
+from bot.core.policy import is_local_reference, shown
 from bot.core.progress import ProgressCallback, ProgressTracker
 from bot.core.types import FillRequest
 
 log = logging.getLogger(__name__)
-
-# "name" or "owner/name", as the Hub accepts them.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointPolicy:
-    """What an admin may ask for with ``model set`` (the owner's DEFAULT_MODEL is always allowed)."""
-
-    # fnmatch patterns such as "camembert-base" or "almanach/*"; empty allows any Hub id.
-    allowed_models: tuple[str, ...] = ()
-    allow_local_models: bool = False
-    # Directories local checkpoints must live under; with none listed, no local path is allowed.
-    local_roots: tuple[Path, ...] = field(default_factory=tuple)
-
-
-def shown(reference: str) -> str:
-    """``reference`` as inline code for a message: shortened, and unable to close the code span."""
-    text = reference.replace("`", "'").replace("\n", " ")
-    return f"`{text[:97] + '...' if len(text) > 100 else text}`"
-
-
-def is_local_reference(reference: str) -> bool:
-    """A reference that looks like a path, or names an existing directory, is local.
-
-    transformers itself prefers a directory over a Hub id of the same name, so we do too.
-    """
-    if reference.startswith((".", "/", "~", "\\")):
-        return True
-    try:
-        return Path(reference).expanduser().is_dir()
-    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
-        return False
-
-
-def canonical_reference(reference: str) -> str:
-    """The key a checkpoint is cached and stored under: Hub ids as typed, paths made absolute."""
-    reference = reference.strip()
-    if is_local_reference(reference):
-        return str(Path(reference).expanduser().resolve())
-    return reference
-
-
-def check_allowed(reference: str, policy: CheckpointPolicy) -> str:
-    """Return the canonical reference if ``policy`` lets an admin select it, else explain why not."""
-    reference = reference.strip()
-    if not reference:
-        raise CheckpointNotAllowedError("Tell me which checkpoint to use, e.g. `camembert-base`.")
-    if is_local_reference(reference):
-        if not policy.allow_local_models:
-            raise CheckpointNotAllowedError(
-                "Local model folders are turned off on this bot; use a Hugging Face Hub id such as `camembert-base`."
-            )
-        if not policy.local_roots:
-            raise CheckpointNotAllowedError(
-                "Local model folders are allowed, but the bot owner hasn't listed where (LOCAL_MODEL_DIRS)."
-            )
-        # resolve() follows symlinks and "..", so a link cannot lead out of an allowed directory.
-        try:
-            path = Path(reference).expanduser().resolve()
-        except (OSError, ValueError, RuntimeError):
-            raise CheckpointNotAllowedError("That is not a folder path I can use.") from None
-        if not any(path.is_relative_to(root.expanduser().resolve()) for root in policy.local_roots):
-            raise CheckpointNotAllowedError("That folder is outside the directories the bot owner allows.")
-        return str(path)
-    if not _HUB_ID.match(reference) or ".." in reference:
-        raise CheckpointNotAllowedError(
-            f"{shown(reference)} is not a valid Hugging Face model id (it looks like `owner/name` or `name`)."
-        )
-    if policy.allowed_models and not any(
-        fnmatch.fnmatchcase(reference.lower(), pattern.lower()) for pattern in policy.allowed_models
-    ):
-        allowed = ", ".join(f"`{p}`" for p in policy.allowed_models[:10])
-        raise CheckpointNotAllowedError(f"{shown(reference)} is not on this bot's list of allowed models: {allowed}.")
-    return reference
-
 
 def resolve_device(setting: str) -> torch.device:
     """``auto`` picks CUDA when present, else the CPU."""

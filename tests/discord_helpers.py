@@ -1,0 +1,64 @@
+"""Shared pieces of the Discord-level tests: settings, a running bot, and reading replies."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from bot.client import FillMaskBot
+from bot.config import Settings
+from bot.core.loading import load_masked_lm
+from bot.core.model import MaskedLM
+from tests.fake_discord import FakeDiscord
+
+
+@dataclass
+class Harness:
+    fake: FakeDiscord
+    bot: FillMaskBot
+    settings: Settings
+
+
+def make_settings(tmp_path: Path, default_model: Path, **overrides: Any) -> Settings:
+    """Local test checkpoints allowed; no cooldowns (tests send many commands as one user);
+    the database and health file in the test's own directory."""
+    values: dict[str, Any] = {f.name: getattr(Settings(), f.name) for f in fields(Settings)}
+    values.update(
+        default_model=str(default_model),
+        database_path=tmp_path / "bot.sqlite3",
+        health_file=tmp_path / "health.json",
+        allow_local_models=True,
+        local_model_dirs=(default_model.parent,),
+        fill_cooldown_seconds=0,
+        model_set_cooldown_seconds=0,
+        device="cpu",
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+def titled(prefix: str) -> Callable[[dict[str, Any]], bool]:
+    """A predicate on a sent message body: one of its embeds' titles starts with ``prefix``."""
+    return lambda body: any((e.get("title") or "").startswith(prefix) for e in body.get("embeds") or [])
+
+
+def embed_text(body: dict[str, Any]) -> str:
+    """Title, description, fields and footer of a message's first embed, as one text."""
+    embed = body["embeds"][0]
+    parts = [embed.get("title") or "", embed.get("description") or ""]
+    parts += [f"{f['name']}\n{f['value']}" for f in embed.get("fields", [])]
+    parts.append((embed.get("footer") or {}).get("text", ""))
+    return "\n".join(parts)
+
+
+class SlowLoader:
+    """The real loader, after a blocking delay (a download, as the bot would see it)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def __call__(self, reference: str, *, progress: Any = None) -> MaskedLM:
+        time.sleep(self.delay)
+        return load_masked_lm(reference, progress=progress)
