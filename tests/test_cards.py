@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import re
 
-import discord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.cards import (
-    FIELD_COUNT_LIMIT,
-    FIELD_NAME_LIMIT,
-    FIELD_VALUE_LIMIT,
-    FOOTER_LIMIT,
-    TITLE_LIMIT,
     TOTAL_LIMIT,
     Card,
     CardField,
@@ -23,17 +17,7 @@ from bot.cards import (
 )
 from bot.core.types import FillResult, Prediction
 from bot.embeds import card_to_embed
-
-
-def assert_embed_within_limits(embed: discord.Embed) -> None:
-    assert len(embed.title or "") <= TITLE_LIMIT
-    assert len(embed.description or "") <= 4096
-    assert len(embed.fields) <= FIELD_COUNT_LIMIT
-    for field in embed.fields:
-        assert 0 < len(field.name or "") <= FIELD_NAME_LIMIT
-        assert 0 < len(field.value or "") <= FIELD_VALUE_LIMIT
-    assert len(embed.footer.text or "") <= FOOTER_LIMIT
-    assert len(embed) <= TOTAL_LIMIT  # discord.py counts it as Discord does
+from tests.card_limits import assert_embed_within_limits
 
 
 def make_result(text: str, words: list[list[str]], checkpoint: str = "camembert-base") -> FillResult:

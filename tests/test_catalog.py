@@ -8,13 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.cards import (
-    DESCRIPTION_LIMIT,
     FIELD_COUNT_LIMIT,
-    FIELD_NAME_LIMIT,
-    FIELD_VALUE_LIMIT,
-    FOOTER_LIMIT,
-    TITLE_LIMIT,
-    TOTAL_LIMIT,
     Card,
 )
 from bot.catalog import (
@@ -32,22 +26,8 @@ from bot.catalog import (
     model_list_card,
     offered_models,
 )
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
-
-
-def assert_within_limits(card: Card) -> None:
-    assert len(card.title) <= TITLE_LIMIT
-    assert len(card.description) <= DESCRIPTION_LIMIT
-    assert len(card.fields) <= FIELD_COUNT_LIMIT
-    for field in card.fields:
-        assert 0 < len(field.name) <= FIELD_NAME_LIMIT
-        assert 0 < len(field.value) <= FIELD_VALUE_LIMIT
-    assert len(card.footer) <= FOOTER_LIMIT
-    total = len(card.title) + len(card.description) + len(card.footer)
-    total += sum(len(f.name) + len(f.value) for f in card.fields)
-    assert total <= TOTAL_LIMIT
-    assert card == card.fitted()  # nothing left for fitted() to drop silently
+from bot.core.policy import is_hub_id
+from tests.card_limits import assert_card_within_limits
 
 
 def ids(entries: list[CatalogEntry]) -> list[str]:
@@ -65,7 +45,7 @@ def test_curated_list_is_well_formed() -> None:
     names = ids(list(CURATED))
     assert len(names) == len({name.lower() for name in names})
     for entry in CURATED:
-        assert _HUB_ID.match(entry.checkpoint) and len(entry.checkpoint) <= 100
+        assert is_hub_id(entry.checkpoint) and len(entry.checkpoint) <= 100
         assert entry.language and not entry.is_pattern
     for required in (
         "camembert-base",
@@ -186,7 +166,7 @@ def test_choice_names_fit_discord() -> None:
 
 def test_model_list_card_groups_by_language_and_marks_loaded_and_default() -> None:
     card = model_list_card(offered_models(()), ["camembert-base", "XLM-RoBERTa-base"], "camembert-base")
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     names = [field.name for field in card.fields]
     assert names[:3] == ["French", "English", "Multilingual"]
     assert len(names) == len(set(names))
@@ -204,7 +184,7 @@ def test_model_list_card_groups_by_language_and_marks_loaded_and_default() -> No
 
 def test_default_outside_the_offered_list_is_still_named() -> None:
     card = model_list_card(offered_models(("bert-base-uncased", "almanach/*")), [], "camembert-base")
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     assert "`camembert-base`" in card.description
     assert DEFAULT_MARK not in "".join(listed_lines(card))
     names = [field.name for field in card.fields]
@@ -224,7 +204,7 @@ def test_200_entries_fit_and_the_rest_is_counted() -> None:
         for i in range(200)
     ]
     card = model_list_card(offered, [offered[0].checkpoint], offered[0].checkpoint)
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     shown = len(listed_lines(card))
     match = re.fullmatch(r"… and (\d+) more .*", card.footer)
     assert match and shown + int(match.group(1)) == 200
@@ -237,14 +217,14 @@ def test_200_entries_fit_and_the_rest_is_counted() -> None:
 def test_many_languages_stop_at_25_fields() -> None:
     offered = [CatalogEntry(f"o/m{i}", f"Language {i}", "") for i in range(200)]
     card = model_list_card(offered, [], "o/m0")
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     assert len(card.fields) == FIELD_COUNT_LIMIT
     assert card.footer.startswith(f"… and {200 - FIELD_COUNT_LIMIT} more")
 
 
 def test_empty_list() -> None:
     card = model_list_card([], [], "camembert-base")
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     assert card.fields == () and "No models" in card.description
 
 
@@ -266,7 +246,7 @@ entry_strategy = st.builds(
 )
 def test_any_catalog_fits_discord(offered: list[CatalogEntry], loaded: list[str], default: str, query: str) -> None:
     card = model_list_card(offered, loaded, default)
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     if card.footer:
         hidden = int(re.match(r"… and (\d+) more", card.footer).group(1))
         assert hidden > 0

@@ -13,13 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.cards import (
-    DESCRIPTION_LIMIT,
-    FIELD_COUNT_LIMIT,
-    FIELD_NAME_LIMIT,
     FIELD_VALUE_LIMIT,
-    FOOTER_LIMIT,
-    TITLE_LIMIT,
-    TOTAL_LIMIT,
     Card,
 )
 from bot.modelcards import (
@@ -32,6 +26,7 @@ from bot.modelcards import (
     split_front_matter,
     summarise_list,
 )
+from tests.card_limits import assert_card_within_limits
 
 # In the style of camembert-base's card on the Hub (YAML header, an introduction, a table,
 # usage code, then a section on limitations).
@@ -139,20 +134,6 @@ Trained for 3 days.
 # -- a card's limits, checked independently of Card.fitted() ----------------------------
 
 
-def assert_within_limits(card: Card) -> None:
-    assert len(card.title) <= TITLE_LIMIT
-    assert len(card.description) <= DESCRIPTION_LIMIT
-    assert len(card.fields) <= FIELD_COUNT_LIMIT
-    for field in card.fields:
-        assert 0 < len(field.name) <= FIELD_NAME_LIMIT
-        assert 0 < len(field.value) <= FIELD_VALUE_LIMIT
-    assert len(card.footer) <= FOOTER_LIMIT
-    total = len(card.title) + len(card.description) + len(card.footer)
-    total += sum(len(f.name) + len(f.value) for f in card.fields)
-    assert total <= TOTAL_LIMIT
-    assert card == card.fitted()  # nothing left for the Discord layer to cut
-
-
 def field(card: Card, name: str) -> str:
     matches = [f.value for f in card.fields if f.name == name]
     assert matches, f"no field {name!r} in {[f.name for f in card.fields]}"
@@ -192,7 +173,7 @@ def test_camembert_style_card_parses_to_its_fields() -> None:
     assert "pipeline" not in info.limitations
 
     card = model_info_card(info)
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     assert card.title == "Model card: `camembert-base`"
     assert "https://huggingface.co/camembert-base" in card.description
     assert field(card, "Task") == "fill\\-mask"
@@ -226,7 +207,7 @@ def test_full_metadata_and_every_kind_of_limitations_section() -> None:
     assert text.index("Out-of-Scope Use") < text.index("Bias, Risks, and Limitations")
 
     card = model_info_card(info)
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     assert field(card, "Languages") == "en, fr, de"
 
 
@@ -284,7 +265,7 @@ def test_card_without_metadata() -> None:
     assert info.summary == "A small model trained on my own notes."
     assert info.limitations == ""
     card = model_info_card(info)
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     assert field(card, "Task") == field(card, "License") == field(card, "Datasets") == "not stated"
     assert field(card, "Limitations and biases") == NO_LIMITATIONS_MESSAGE
 
@@ -308,7 +289,7 @@ def test_invalid_yaml_is_ignored_and_the_body_still_parses(header: str) -> None:
     assert info.limitations == "Biased."
     assert info.license is None
     assert all(isinstance(language, str) for language in info.languages)
-    assert_within_limits(model_info_card(info))
+    assert_card_within_limits(model_info_card(info))
 
 
 def test_odd_but_valid_metadata() -> None:
@@ -350,7 +331,7 @@ def test_huge_sections_are_cut_with_a_link_to_the_model_page() -> None:
     assert len(text) > 100_000
     info = parse_model_card(text, "almanach/camembert-base")
     card = model_info_card(info)
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     for name in ("Limitations and biases", "Summary"):
         value = field(card, name)
         assert len(value) <= FIELD_VALUE_LIMIT
@@ -371,7 +352,7 @@ def test_long_lists_are_summarised() -> None:
     datasets = tuple(f"org/dataset-number-{i}" for i in range(100))
     info = ModelCardInfo("xlm-roberta-base", languages=languages, datasets=datasets, source="hub")
     card = model_info_card(info)
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     shown_languages = field(card, "Languages")
     assert shown_languages.startswith("l000, l001, ")
     match = re.search(r", … and (\d+) more$", shown_languages)
@@ -413,7 +394,7 @@ pipeline_tag: "@here"
 def test_hostile_card_content_is_escaped() -> None:
     info = parse_model_card(HOSTILE, "evil/model")
     card = model_info_card(info)
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     for f in card.fields:
         assert "\x00" not in f.value and "\u202e" not in f.value
         for char in "@<`*|~_[]>#":
@@ -427,7 +408,7 @@ def test_hostile_checkpoint_name_stays_in_its_code_span() -> None:
     name = "`@everyone` **x**\n" + "y" * 500
     info = ModelCardInfo(name, source="none", problem="It's not there.")
     card = model_info_card(info)
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     assert card.title.startswith("Model card: `")
     assert card.title.endswith("`") and card.title.count("`") == 2
     assert info.url is None
@@ -442,7 +423,7 @@ def test_local_folder_without_readme(tmp_path: Path) -> None:
     assert info.problem and "README.md" in info.problem
     assert info.url is None
     card = model_info_card(info)
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     assert NO_CARD_MESSAGE in card.description
     assert info.problem in card.description.replace("\\", "")
 
@@ -506,7 +487,7 @@ def test_hub_failures_become_plain_words(monkeypatch: pytest.MonkeyPatch, make_e
     assert info.problem and expected in info.problem
     assert "hf_secret" not in info.problem and "failed" not in info.problem
     card = model_info_card(info)
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     assert NO_CARD_MESSAGE in card.description
     assert "https://huggingface.co/camembert-base" in card.description
 
@@ -594,7 +575,7 @@ hostile_text = st.lists(
 def test_any_card_text_gives_a_card_within_limits(text: str, checkpoint: str, local: bool) -> None:
     info = parse_model_card(text, checkpoint, local=local)
     card = model_info_card(info)
-    assert_within_limits(card)
+    assert_card_within_limits(card)
     for f in card.fields:
         assert "\x00" not in f.value
         assert not unescaped(f.value, "@")
@@ -619,4 +600,4 @@ def test_any_info_gives_a_card_within_limits(strings: list[str], text: str, sour
         source=source,
         problem=text or None,
     )
-    assert_within_limits(model_info_card(info))
+    assert_card_within_limits(model_info_card(info))
