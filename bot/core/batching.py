@@ -100,10 +100,6 @@ class BatchingModel:
         # Report what the caller waited (queue included), not just the batch's compute time.
         return dataclasses.replace(result, elapsed=time.perf_counter() - started)
 
-    async def run_in_model_thread(self, func, /, *args):  # type: ignore[no-untyped-def]
-        """Run ``func`` on the model's own thread, after any batch in progress."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
-
     async def aclose(self) -> None:
         """Answer what is queued, then stop the worker and the model's thread."""
         self._closed = True

@@ -12,6 +12,7 @@ Not thread-safe on purpose: a tokenizer must not be used from two threads at onc
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -141,13 +142,11 @@ class MaskedLM:
                 row += count
 
         elapsed = time.perf_counter() - started
-        results: list[FillResult | FillMaskError] = []
-        for outcome in outcomes:
-            assert outcome is not None
-            if isinstance(outcome, FillResult):
-                object.__setattr__(outcome, "elapsed", elapsed)
-            results.append(outcome)
-        return results
+        return [
+            dataclasses.replace(outcome, elapsed=elapsed) if isinstance(outcome, FillResult) else outcome
+            for outcome in outcomes
+            if outcome is not None  # every slot is filled above; this narrows the type
+        ]
 
     # -- steps -----------------------------------------------------------------------------
 

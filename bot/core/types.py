@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,4 +46,3 @@ class FillResult:
     elapsed: float = 0.0
     # How many requests shared the forward pass that answered this one.
     batch_size: int = 1
-    extra: dict[str, object] = field(default_factory=dict, compare=False)
