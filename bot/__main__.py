@@ -65,7 +65,7 @@ async def run_bot(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         # SIGTERM (docker stop, systemd) and Ctrl-C close the bot cleanly instead of killing it.
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, lambda name=signal.Signals(signum).name: _request_close(bot, name))
+            loop.add_signal_handler(signum, _request_close, bot, signal.Signals(signum).name)
         try:
             await bot.start(settings.discord_token or "")
         finally:

@@ -7,7 +7,7 @@ scripts rely on them), so they do not change.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +91,7 @@ class Settings:
             allow_pickle_weights=_bool(get, "ALLOW_PICKLE_WEIGHTS"),
             device=_choice(get, "DEVICE", "auto", ("auto", "cpu", "cuda"), prefix_ok=("cuda:",)),
             log_level=_choice(get, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
-            dev_guild_id=_int(get, "DEV_GUILD_ID", None, minimum=1),
+            dev_guild_id=_optional_int(get, "DEV_GUILD_ID", minimum=1),
             max_batch_size=_int(get, "MAX_BATCH_SIZE", 32, minimum=1),
             precision=_choice(get, "PRECISION", "fp32", ("fp32", "bf16", "int8", "fp16")),
             torch_threads=_int(get, "TORCH_THREADS", 0, minimum=0),
@@ -120,10 +120,18 @@ def _bool(get, key: str) -> bool:  # type: ignore[no-untyped-def]
     raise ConfigError(f"{key} must be 1 or 0 (got {raw!r})")
 
 
-def _int(get, key: str, default: int | None, *, minimum: int) -> int | None:  # type: ignore[no-untyped-def]
+Getter = Callable[[str], str]
+
+
+def _int(get: Getter, key: str, default: int, *, minimum: int) -> int:
+    value = _optional_int(get, key, minimum=minimum)
+    return default if value is None else value
+
+
+def _optional_int(get: Getter, key: str, *, minimum: int) -> int | None:
     raw = get(key)
     if not raw:
-        return default
+        return None
     try:
         value = int(raw)
     except ValueError:

@@ -256,3 +256,29 @@ async def test_concurrent_loads_of_different_checkpoints_all_succeed(bert_checkp
         assert sorted(loader.calls) == sorted({*refs})
     finally:
         await registry.aclose()
+
+
+async def test_a_failing_forward_pass_is_a_friendly_error_and_the_worker_survives(bert_checkpoint: Path) -> None:
+    from bot.core.errors import FillMaskError
+
+    lm = load_masked_lm(str(bert_checkpoint))
+    real = lm.predict_batch
+    calls = 0
+
+    def flaky(requests):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("CUDA out of memory (pretend)")
+        return real(requests)
+
+    lm.predict_batch = flaky  # type: ignore[method-assign]
+    served = BatchingModel(lm)
+    try:
+        with pytest.raises(FillMaskError) as caught:
+            await served.fill(FillRequest("the cat sat on the [MASK] .", 1))
+        assert "went wrong on my side" in str(caught.value) and "CUDA" not in str(caught.value)
+        assert isinstance(caught.value.__cause__, RuntimeError)
+        assert (await served.fill(FillRequest("the cat sat on the [MASK] .", 1))).masks[0][0].word == "mat"
+    finally:
+        await served.aclose()

@@ -148,11 +148,14 @@ class BatchingModel:
             self.seconds_per_request = 0.8 * self.seconds_per_request + 0.2 * per_request
         except Exception as exc:  # a model failure must reach the callers, not kill the worker
             log.exception("inference failed on %s for a batch of %d", self.name, len(live))
-            outcomes = [exc] * len(live)
+            # Callers get a friendly error; the cause is in the log above.
+            failure = FillMaskError("Something went wrong on my side while answering; please try again.")
+            failure.__cause__ = exc
+            outcomes = [failure] * len(live)
         for pending, outcome in zip(live, outcomes):
             if pending.future.done():
                 continue
-            if isinstance(outcome, Exception):
+            if isinstance(outcome, FillMaskError):
                 pending.future.set_exception(outcome)
             else:
                 pending.future.set_result(outcome)
