@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_file)
+    if args.command in (None, "run") and not settings.discord_token:
+        print(NO_TOKEN, file=sys.stderr)  # before importing torch: say it at once
+        return 2
     from bot.core.loading import configure_threads
 
     log.info("torch uses %d thread(s)", configure_threads(settings.torch_threads))
@@ -133,9 +136,6 @@ def main(argv: list[str] | None = None) -> int:
 
             asyncio.run(run_console(settings))
             return 0
-        if not settings.discord_token:
-            print(NO_TOKEN, file=sys.stderr)
-            return 2
         asyncio.run(run_bot(settings))
     except KeyboardInterrupt:
         log.info("stopped")

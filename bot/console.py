@@ -8,6 +8,7 @@ cards as text. The console plays an admin of one server, so ``model set`` works 
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
 import sys
 from typing import TextIO
@@ -22,6 +23,7 @@ from bot.service import FillMaskService
 from bot.storage import GuildSettingsStore, StorageError
 
 CONSOLE_GUILD_ID = 0
+_MARKDOWN_ESCAPE = re.compile(r"\\([^\w\s])")
 
 HELP = """Commands:
   !fill <sentence with <mask>>        fill the blank(s); options: k=3 at the start, | word, word at the end
@@ -30,6 +32,7 @@ HELP = """Commands:
 
 
 def card_to_text(card: Card) -> str:
+    """A card as terminal text: the same content, without Discord's markdown escapes."""
     lines = [card.title]
     if card.description:
         lines.append(card.description)
@@ -38,7 +41,8 @@ def card_to_text(card: Card) -> str:
         lines.append(field.value)
     if card.footer:
         lines.append(f"[{card.footer}]")
-    return "\n".join(lines)
+    # A terminal shows backslashes literally; they only matter to Discord's renderer.
+    return _MARKDOWN_ESCAPE.sub(r"\1", "\n".join(lines))
 
 
 class Console:
