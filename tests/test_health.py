@@ -280,3 +280,30 @@ def test_an_unwritable_log_file_is_reported_and_the_bot_goes_on(tmp_path: Path, 
         assert configure_log_file(blocker / "bot.log", logger=logger) is None
     assert logger.handlers == []
     assert "cannot write the log file" in caplog.text
+
+
+async def test_the_real_bot_is_unhealthy_while_loading_then_healthy_then_stale(tmp_path: Path, bert_checkpoint: Path) -> None:
+    """The whole chain: FillMaskBot's heartbeat task, through a fake Discord, read by check_health."""
+    from bot.client import FillMaskBot
+    from bot.core.registry import ModelRegistry
+    from tests.discord_helpers import SlowLoader, make_settings
+    from tests.fake_discord import FakeDiscord, start_bot, stop_bot
+
+    settings = make_settings(tmp_path, bert_checkpoint, health_interval=0.1)
+    health = settings.health_file
+    async with FakeDiscord():
+        bot = FillMaskBot(settings, registry=ModelRegistry(SlowLoader(1.5), max_loaded=1))
+        await start_bot(bot)
+        try:
+            await asyncio.sleep(0.3)
+            healthy, reason = check_health(health, max_age=1.0)
+            assert not healthy and "loading" in reason
+            await bot.registry.get(bot.service.default_model)
+            await asyncio.sleep(0.3)
+            healthy, reason = check_health(health, max_age=1.0)
+            assert healthy, reason
+        finally:
+            await stop_bot(bot)
+    await asyncio.sleep(1.2)
+    healthy, reason = check_health(health, max_age=1.0)
+    assert not healthy and "stale" in reason
