@@ -1149,22 +1149,29 @@ class FakeDiscord:
     async def _gw_dispatch_conn(self, conn: _GatewayConn, event: str, data: dict[str, Any]) -> None:
         await self._gw_send(conn, {"op": 0, "t": event, "s": None, "d": data})
 
-    async def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> int:
-        """Send a raw DISPATCH event to every ready connection holding the guild; returns how many got it."""
+    async def _dispatch_where(
+        self, event: str, data: dict[str, Any], on_shard: Callable[[_GatewayConn], bool], intent: int | None
+    ) -> int:
         sent = 0
         for conn in list(self._conns):
-            if conn.ready and self._guild_on_shard(conn) and (intent is None or conn.intents & intent):
+            if conn.ready and on_shard(conn) and (intent is None or conn.intents & intent):
                 await self._gw_dispatch_conn(conn, event, data)
                 sent += 1
         return sent
 
-    def _dispatch_soon(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
+    def _schedule(self, dispatching: Awaitable[int]) -> None:
         """Dispatch from a sync context / after the current HTTP response, keeping order (FIFO lock)."""
-        if not self._conns:
-            return
-        task = asyncio.get_running_loop().create_task(self.dispatch(event, data, intent=intent))
+        task = asyncio.get_running_loop().create_task(dispatching)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> int:
+        """Send a raw DISPATCH event to every ready connection holding the guild; returns how many got it."""
+        return await self._dispatch_where(event, data, self._guild_on_shard, intent)
+
+    def _dispatch_soon(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
+        if self._conns:
+            self._schedule(self.dispatch(event, data, intent=intent))
 
     @staticmethod
     def _dm_on_shard(conn: _GatewayConn) -> bool:
@@ -1173,19 +1180,11 @@ class FakeDiscord:
 
     async def dispatch_dm(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> int:
         """Send a raw DISPATCH event about a DM to every ready connection on shard 0; returns how many got it."""
-        sent = 0
-        for conn in list(self._conns):
-            if conn.ready and self._dm_on_shard(conn) and (intent is None or conn.intents & intent):
-                await self._gw_dispatch_conn(conn, event, data)
-                sent += 1
-        return sent
+        return await self._dispatch_where(event, data, self._dm_on_shard, intent)
 
     def _dispatch_dm_soon(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
-        if not self._conns:
-            return
-        task = asyncio.get_running_loop().create_task(self.dispatch_dm(event, data, intent=intent))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if self._conns:
+            self._schedule(self.dispatch_dm(event, data, intent=intent))
 
     async def request_reconnect(self, timeout: float = 10.0) -> None:
         """Send op 7 RECONNECT to every connection; discord.py RESUMEs on resume_gateway_url.
