@@ -112,6 +112,8 @@ class ModelCog(commands.Cog, name="Model"):
         await send_card(ctx, card)
 
     @model.command(name="info", description="What a checkpoint's model card says: task, languages, license, limits")
+    # Each new name may cost a Hub request: a few per user per half minute.
+    @commands.cooldown(3, 30.0, commands.BucketType.user)
     @app_commands.describe(checkpoint="A Hugging Face model id; default: this server's model")
     async def info(self, ctx: commands.Context[FillMaskBot], *, checkpoint: str | None = None) -> None:
         service = self.bot.service
