@@ -17,6 +17,10 @@ from bot.health import DEFAULT_HEALTH_FILE, DEFAULT_HEALTH_INTERVAL
 DEFAULT_DATABASE_PATH = Path("data") / "fillmask.sqlite3"
 
 
+# Reads one environment key, stripped ("" when unset).
+Getter = Callable[[str], str]
+
+
 class ConfigError(Exception):
     """A configuration value is invalid; the message names the key and what is expected."""
 
@@ -111,16 +115,13 @@ def _list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.replace("\n", ",").split(",") if part.strip())
 
 
-def _bool(get, key: str) -> bool:  # type: ignore[no-untyped-def]
+def _bool(get: Getter, key: str) -> bool:
     raw = get(key).lower()
     if raw in ("", "0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
     raise ConfigError(f"{key} must be 1 or 0 (got {raw!r})")
-
-
-Getter = Callable[[str], str]
 
 
 def _int(get: Getter, key: str, default: int, *, minimum: int) -> int:
@@ -141,7 +142,7 @@ def _optional_int(get: Getter, key: str, *, minimum: int) -> int | None:
     return value
 
 
-def _float(get, key: str, default: float) -> float:  # type: ignore[no-untyped-def]
+def _float(get: Getter, key: str, default: float) -> float:
     raw = get(key)
     if not raw:
         return default
@@ -154,14 +155,16 @@ def _float(get, key: str, default: float) -> float:  # type: ignore[no-untyped-d
     return value
 
 
-def _positive_float(get, key: str, default: float) -> float:  # type: ignore[no-untyped-def]
+def _positive_float(get: Getter, key: str, default: float) -> float:
     value = _float(get, key, default)
     if not 0 < value < float("inf"):
         raise ConfigError(f"{key} must be a number of seconds above 0 (got {value})")
     return value
 
 
-def _choice(get, key: str, default: str, choices: tuple[str, ...], *, upper: bool = False, prefix_ok: tuple[str, ...] = ()) -> str:  # type: ignore[no-untyped-def]
+def _choice(
+    get: Getter, key: str, default: str, choices: tuple[str, ...], *, upper: bool = False, prefix_ok: tuple[str, ...] = ()
+) -> str:
     raw = get(key) or default
     value = raw.upper() if upper else raw.lower()
     if value in choices or value.startswith(prefix_ok or ("\0",)):

@@ -117,12 +117,13 @@ async def run_console(settings: Settings, stdin: TextIO = sys.stdin) -> None:
 
     warm_imports()
     registry = build_registry(settings)
-    store: GuildSettingsStore | None = GuildSettingsStore(settings.database_path)
+    opened = GuildSettingsStore(settings.database_path)
+    store: GuildSettingsStore | None = opened
     try:
-        await store.open()  # type: ignore[union-attr]
+        await opened.open()
     except StorageError as exc:
         print(f"(settings database unavailable: {exc}; using the default model)", file=sys.stderr)
-        await store.close()  # type: ignore[union-attr]
+        await opened.close()
         store = None
     service = FillMaskService(
         registry, store, default_model=settings.default_model, policy=settings.checkpoint_policy, max_masks=settings.max_masks

@@ -17,11 +17,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from bot.core.errors import FillMaskError, InputTooLongError, InvalidRequestError, NoMaskError, TooManyMasksError
 from bot.core.types import FillRequest, FillResult, Prediction
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ class MaskedLM:
     def __init__(
         self,
         name: str,
-        tokenizer: object,
+        tokenizer: PreTrainedTokenizerBase,
         model: torch.nn.Module,
         *,
         device: torch.device | str = "cpu",
@@ -60,13 +64,13 @@ class MaskedLM:
         self.device = torch.device(device)
         self.max_masks = max_masks
         tok = self.tokenizer
-        if tok.mask_token is None or tok.mask_token_id is None:  # type: ignore[attr-defined]
+        if tok.mask_token is None or tok.mask_token_id is None:
             raise ValueError(f"{name}: tokenizer has no mask token")
-        self.mask_token: str = tok.mask_token  # type: ignore[attr-defined]
-        self.mask_token_id: int = tok.mask_token_id  # type: ignore[attr-defined]
-        self.pad_token_id: int | None = tok.pad_token_id  # type: ignore[attr-defined]
+        self.mask_token: str = tok.mask_token
+        self.mask_token_id: int = tok.mask_token_id
+        self.pad_token_id: int | None = tok.pad_token_id
         self.max_length = _max_input_length(tok, model)
-        self._special_ids = torch.tensor(sorted(set(tok.all_special_ids)), dtype=torch.long)  # type: ignore[attr-defined]
+        self._special_ids = torch.tensor(sorted(set(tok.all_special_ids)), dtype=torch.long)
         self._vocab: dict[str, int] | None = None
         self._head = self._find_lean_head()
         self.precision = "fp32"
@@ -155,7 +159,7 @@ class MaskedLM:
             raise NoMaskError(self.mask_token)
         if not 1 <= request.top_k <= 10:
             raise InvalidRequestError("`top_k` must be a whole number from 1 to 10.")
-        ids: list[int] = self.tokenizer(request.text)["input_ids"]  # type: ignore[operator]
+        ids: list[int] = self.tokenizer(request.text)["input_ids"]
         positions = [i for i, token in enumerate(ids) if token == self.mask_token_id]
         if not positions:
             raise NoMaskError(self.mask_token)
@@ -178,12 +182,12 @@ class MaskedLM:
         if len(targets) > MAX_TARGETS:
             raise InvalidRequestError(f"I can score at most {MAX_TARGETS} target words at once.")
         if self._vocab is None:
-            self._vocab = self.tokenizer.get_vocab()  # type: ignore[attr-defined]
+            self._vocab = self.tokenizer.get_vocab()
         ids: list[int] = []
         for target in targets:
             token_id = self._vocab.get(target)
             if token_id is None:
-                pieces = self.tokenizer(  # type: ignore[operator]
+                pieces = self.tokenizer(
                     target,
                     add_special_tokens=False,
                     return_attention_mask=False,
@@ -261,7 +265,7 @@ class MaskedLM:
                     Prediction(
                         score=float(score),
                         token=token,
-                        token_str=self.tokenizer.decode([token]),  # type: ignore[attr-defined]
+                        token_str=str(self.tokenizer.decode([token])),
                         sequence=self._decode_sequence(filled, skip_special=single_mask),
                     )
                 )
@@ -279,7 +283,7 @@ class MaskedLM:
         # As the pipeline does: drop padding, and keep the other masks visible when several.
         if self.pad_token_id is not None:
             ids = [i for i in ids if i != self.pad_token_id]
-        return self.tokenizer.decode(ids, skip_special_tokens=skip_special)  # type: ignore[attr-defined]
+        return str(self.tokenizer.decode(ids, skip_special_tokens=skip_special))
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -299,7 +303,7 @@ class MaskedLM:
 def _check_lean_head(lm: MaskedLM, base: torch.nn.Module, head: torch.nn.Module) -> bool:
     """Compare encoder+head-at-masks with the model's own forward on a small input."""
     mask = lm.mask_token_id
-    sample = [i for i in lm.tokenizer("a b c")["input_ids"]]  # type: ignore[operator]
+    sample: list[int] = list(lm.tokenizer("a b c")["input_ids"])
     ids = torch.tensor([sample[:1] + [mask] + sample[1:] + [mask]], device=lm.device)
     attention = torch.ones_like(ids)
     positions = torch.tensor([1, ids.shape[1] - 1])
@@ -314,7 +318,7 @@ def _check_lean_head(lm: MaskedLM, base: torch.nn.Module, head: torch.nn.Module)
     return lean.shape == full.shape and torch.allclose(lean.float(), full.float(), atol=1e-4, rtol=1e-4)
 
 
-def _max_input_length(tokenizer: object, model: torch.nn.Module) -> int:
+def _max_input_length(tokenizer: PreTrainedTokenizerBase, model: torch.nn.Module) -> int:
     """How many tokens (special ones included) the model accepts."""
     limits: list[int] = []
     declared = getattr(tokenizer, "model_max_length", None)
