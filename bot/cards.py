@@ -11,9 +11,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from bot.core.progress import LoadProgress
+from bot.core.progress import LoadProgress, progress_bar
+from bot.core.registry import ModelState
 from bot.core.types import FillResult
+
+if TYPE_CHECKING:
+    from bot.service import ModelStatus
 
 # Discord's embed limits (discord.py's Embed docs; the API rejects anything larger).
 TITLE_LIMIT = 256
@@ -169,8 +174,6 @@ def loading_card(checkpoint: str, *, what: str = "Loading") -> Card:
 
 
 def progress_card(checkpoint: str, progress: LoadProgress) -> Card:
-    from bot.core.progress import progress_bar
-
     return Card(
         title="⏳ Switching to the model…",
         description=f"{code(checkpoint)}\n{progress_bar(progress)}\n{progress.describe()}",
@@ -189,3 +192,40 @@ def ok_card(title: str, message: str = "", fields: tuple[CardField, ...] = ()) -
 
 def info_card(title: str, message: str = "", fields: tuple[CardField, ...] = (), footer: str = "") -> Card:
     return Card(title=title, description=message, fields=fields, footer=footer).fitted()
+
+
+def internal_error_card(consequence: str = "It has been logged; please try again later.") -> Card:
+    """For failures that are ours, not the user's: no detail, the cause goes to the log."""
+    return error_card(f"Something went wrong on my side. {consequence}", title="Oops")
+
+
+# -- a server's model ------------------------------------------------------------------
+
+_STATE_TEXT = {
+    ModelState.LOADED: "loaded, ready",
+    ModelState.LOADING: "loading…",
+    ModelState.NOT_LOADED: "not loaded (loads on the next `fill`)",
+}
+
+
+def status_fields(status: ModelStatus) -> tuple[CardField, ...]:
+    mask = code(status.mask_token) if status.mask_token else "known once loaded"
+    return (
+        CardField("Checkpoint", code(status.checkpoint) + (" (default)" if status.is_default else ""), True),
+        CardField("Mask token", mask, True),
+        CardField("State", _STATE_TEXT[status.state], True),
+    )
+
+
+def model_status_card(status: ModelStatus, *, in_server: bool = True) -> Card:
+    title = "This server's model" if in_server else "The bot's default model (used in direct messages)"
+    return info_card(title, fields=status_fields(status))
+
+
+def model_changed_card(status: ModelStatus, *, reset: bool = False) -> Card:
+    title = "Back to the default model" if reset else "Model changed"
+    return ok_card(title, f"This server now uses {code(status.checkpoint)}.", status_fields(status))
+
+
+def model_not_changed_card(reason: str, kept: str) -> Card:
+    return error_card(f"{reason}\n\nThis server keeps using {code(kept)}.", title="Model not changed")

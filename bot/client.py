@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator
 import logging
+from collections.abc import AsyncIterator
 
 import discord
 from discord.ext import commands

@@ -13,8 +13,15 @@ import shlex
 import sys
 from typing import TextIO
 
-from bot.cards import Card, code, error_card, fill_result_card, info_card, loading_card, ok_card
-from bot.cogs.models import status_fields
+from bot.cards import (
+    Card,
+    error_card,
+    fill_result_card,
+    loading_card,
+    model_changed_card,
+    model_not_changed_card,
+    model_status_card,
+)
 from bot.config import Settings
 from bot.core.errors import FillMaskError
 from bot.core.masks import parse_fill_text
@@ -97,18 +104,22 @@ class Console:
         try:
             if action == "show":
                 status = await self.service.status(CONSOLE_GUILD_ID)
-                self.show(info_card("This server's model", fields=status_fields(status)))
+                self.show(model_status_card(status))
             elif action == "set" and args:
+                previous = await self.service.checkpoint_for(CONSOLE_GUILD_ID)
                 self.show(loading_card(args[0], what="Switching to"))
-                status = await self.service.set_checkpoint(CONSOLE_GUILD_ID, args[0], on_progress=self.show_progress)
-                self.show(ok_card("Model changed", f"Now using {code(status.checkpoint)}.", status_fields(status)))
+                try:
+                    status = await self.service.set_checkpoint(CONSOLE_GUILD_ID, args[0], on_progress=self.show_progress)
+                except FillMaskError as exc:
+                    self.show(model_not_changed_card(str(exc), previous))
+                    return
+                self.show(model_changed_card(status))
             elif action == "reset":
-                status = await self.service.reset_checkpoint(CONSOLE_GUILD_ID)
-                self.show(ok_card("Back to the default model", f"Now using {code(status.checkpoint)}.", status_fields(status)))
+                self.show(model_changed_card(await self.service.reset_checkpoint(CONSOLE_GUILD_ID), reset=True))
             else:
                 self.show(error_card("Usage: `!model show`, `!model set <checkpoint>` or `!model reset`."))
         except FillMaskError as exc:
-            self.show(error_card(str(exc), title="Model not changed" if action == "set" else "Can't do that"))
+            self.show(error_card(str(exc)))
 
 
 async def run_console(settings: Settings, stdin: TextIO = sys.stdin) -> None:

@@ -52,7 +52,9 @@ def bot_state(bot: Any) -> dict[str, bool]:
     later unloaded to make room for a server's checkpoint (``MAX_LOADED_MODELS``): that is
     normal operation (it loads again on the next request) and must not mark the bot unhealthy.
     """
-    from bot.core.registry import ModelState  # imports torch: only the bot process calls this
+    from bot.core.registry import (
+        ModelState,  # imports torch: only the bot process calls this
+    )
 
     connected = bool(bot.is_ready()) and not bot.is_closed()
     service = getattr(bot, "service", None)  # set in setup_hook

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cards import Card, error_card
+from bot.cards import Card, error_card, internal_error_card
 from bot.checks import ShuttingDown
 from bot.core.errors import FillMaskError
 from bot.embeds import card_to_embed
@@ -68,4 +68,4 @@ def card_for_error(ctx: commands.Context[commands.Bot], error: Exception) -> Car
         return error_card("You can't use this command here.", title="Not allowed")
     command = ctx.command.qualified_name if ctx.command else "?"
     log.error("command %s failed", command, exc_info=(type(error), error, error.__traceback__))
-    return error_card("Something went wrong on my side. It has been logged; please try again later.", title="Oops")
+    return internal_error_card()

@@ -13,10 +13,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.core.batching import BatchingModel, ModelClosedError
-from bot.core.errors import CheckpointError, FillMaskError, InvalidRequestError, NoMaskError, TooManyMasksError
-from bot.core.policy import CheckpointPolicy, canonical_reference, check_allowed
+from bot.core.errors import (
+    CheckpointError,
+    FillMaskError,
+    InvalidRequestError,
+    NoMaskError,
+    TooManyMasksError,
+)
 from bot.core.masks import count_masks, normalize_masks, parse_fill_text, parse_targets
 from bot.core.model import DEFAULT_MAX_MASKS
+from bot.core.policy import CheckpointPolicy, canonical_reference, check_allowed
 from bot.core.progress import LoadProgress
 from bot.core.registry import ModelRegistry, ModelState
 from bot.core.types import FillRequest, FillResult

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cards import Card, error_card, fill_result_card, loading_card
+from bot.cards import Card, error_card, fill_result_card, internal_error_card, loading_card
 from bot.core.errors import FillMaskError
 from bot.core.masks import parse_fill_text
 from bot.replies import edit_card, send_card
@@ -65,7 +65,7 @@ class FillCog(commands.Cog, name="Fill"):
                 card = await self._answer(guild_id, text, top_k, targets)
             except Exception:
                 log.exception("fill failed after a loading notice")
-                card = error_card("Something went wrong on my side. It has been logged; please try again later.", title="Oops")
+                card = internal_error_card()
             await edit_card(notice, card)
 
     async def _answer(self, guild_id: int | None, text: str, top_k: int | None, targets: str | None) -> Card:

@@ -11,15 +11,27 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cards import Card, CardField, code, error_card, progress_card, info_card, loading_card, ok_card
+from bot.cards import (
+    Card,
+    internal_error_card,
+    loading_card,
+    model_changed_card,
+    model_not_changed_card,
+    model_status_card,
+    progress_card,
+)
 from bot.catalog import autocomplete_choices, model_list_card, offered_models
 from bot.checks import server_permissions_check
-from bot.core.policy import CheckpointPolicy, canonical_reference, check_allowed, is_local_reference
-from bot.modelcards import load_model_card, model_info_card
 from bot.core.errors import FillMaskError
-from bot.core.registry import ModelState
+from bot.core.policy import (
+    CheckpointPolicy,
+    canonical_reference,
+    check_allowed,
+    is_local_reference,
+)
+from bot.modelcards import load_model_card, model_info_card
 from bot.replies import edit_card, send_card
-from bot.service import FillMaskService, ModelStatus
+from bot.service import FillMaskService
 
 if TYPE_CHECKING:
     from bot.client import FillMaskBot
@@ -28,20 +40,6 @@ log = logging.getLogger(__name__)
 
 # Model cards change rarely; don't ask the Hub again for every `model info`.
 CARD_CACHE_SECONDS = 600.0
-
-
-def status_fields(status: ModelStatus) -> tuple[CardField, ...]:
-    mask = code(status.mask_token) if status.mask_token else "known once loaded"
-    state = {
-        ModelState.LOADED: "loaded, ready",
-        ModelState.LOADING: "loading…",
-        ModelState.NOT_LOADED: "not loaded (loads on the next `fill`)",
-    }[status.state]
-    return (
-        CardField("Checkpoint", code(status.checkpoint) + (" (default)" if status.is_default else ""), True),
-        CardField("Mask token", mask, True),
-        CardField("State", state, True),
-    )
 
 
 def model_set_cooldown(ctx: commands.Context[FillMaskBot]) -> commands.Cooldown | None:
@@ -63,8 +61,7 @@ class ModelCog(commands.Cog, name="Model"):
     @model.command(name="show", description="Show the checkpoint this server uses")
     async def show(self, ctx: commands.Context[FillMaskBot]) -> None:
         status = await self.bot.service.status(ctx.guild.id if ctx.guild else None)
-        title = "This server's model" if ctx.guild else "The bot's default model (used in direct messages)"
-        await send_card(ctx, info_card(title, fields=status_fields(status)))
+        await send_card(ctx, model_status_card(status, in_server=ctx.guild is not None))
 
     @model.command(name="set", description="Switch this server to another fill-mask checkpoint (Manage Server)")
     @app_commands.describe(checkpoint="A Hugging Face model id, e.g. camembert-base or bert-base-uncased")
@@ -91,14 +88,13 @@ class ModelCog(commands.Cog, name="Model"):
         except FillMaskError as exc:
             # A refused or failed switch loaded nothing to speak of: don't make the admin wait.
             self.set_.reset_cooldown(ctx)
-            kept = f"\n\nThis server keeps using {code(previous)}."
-            await edit_card(notice, error_card(f"{exc}{kept}", title="Model not changed"))
+            await edit_card(notice, model_not_changed_card(str(exc), previous))
             return
         except Exception:
             log.exception("model set %r failed", checkpoint)
-            await edit_card(notice, error_card("Something went wrong on my side; the model was not changed.", title="Oops"))
+            await edit_card(notice, internal_error_card("The model was not changed."))
             return
-        await edit_card(notice, ok_card("Model changed", f"This server now uses {code(status.checkpoint)}.", status_fields(status)))
+        await edit_card(notice, model_changed_card(status))
 
     @set_.autocomplete("checkpoint")
     async def set_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -142,7 +138,7 @@ class ModelCog(commands.Cog, name="Model"):
     async def reset(self, ctx: commands.Context[FillMaskBot]) -> None:
         assert ctx.guild is not None
         status = await self.bot.service.reset_checkpoint(ctx.guild.id)
-        await send_card(ctx, ok_card("Back to the default model", f"This server now uses {code(status.checkpoint)}.", status_fields(status)))
+        await send_card(ctx, model_changed_card(status, reset=True))
 
 
 async def setup(bot: FillMaskBot) -> None:

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from bot.core.errors import FillMaskError, InputTooLongError, InvalidRequestError, NoMaskError, TooManyMasksError
+from bot.core.errors import (
+    FillMaskError,
+    InputTooLongError,
+    InvalidRequestError,
+    NoMaskError,
+    TooManyMasksError,
+)
 from bot.core.types import FillRequest, FillResult, Prediction
 
 if TYPE_CHECKING:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import gc
 import logging
 import time
 from collections import OrderedDict
-import functools
-from typing import Protocol
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 import torch
 
