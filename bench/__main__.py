@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 
 from bench import checkpoints
-from bot.core.batching import BatchingModel
-from bot.core.loading import configure_threads, load_masked_lm, warm_imports
-from bot.core.model import MaskedLM
-from bot.core.registry import ModelRegistry
-from bot.core.types import FillRequest
+from bot.inference.batching import BatchingModel
+from bot.inference.loading import configure_threads, load_masked_lm, warm_imports
+from bot.inference.masked_lm import MaskedLM
+from bot.inference.registry import ModelRegistry
+from bot.inference.types import FillRequest
 
 BURST = 64
 

@@ -9,11 +9,11 @@ import tempfile
 from pathlib import Path
 
 from bench import checkpoints
-from bot.core.loading import configure_threads, load_masked_lm
-from bot.core.policy import CheckpointPolicy
-from bot.core.registry import ModelRegistry
-from bot.service import FillMaskService
-from bot.storage import GuildSettingsStore
+from bot.inference.loading import configure_threads, load_masked_lm
+from bot.inference.checkpoint_policy import CheckpointPolicy
+from bot.inference.registry import ModelRegistry
+from bot.service.fill_mask_service import FillMaskService
+from bot.service.guild_settings import GuildSettingsStore
 
 
 def rss() -> int:

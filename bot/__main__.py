@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.config import ConfigError, Settings
+from bot.settings import ConfigError, Settings
 from bot.logs import LOG_FORMAT, configure_log_file
 
 log = logging.getLogger("bot")
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def run_bot(settings: Settings) -> None:
-    from bot.client import FillMaskBot
+    from bot.adapters.discord.bot import FillMaskBot
 
     async with FillMaskBot(settings) as bot:
         loop = asyncio.get_running_loop()
@@ -81,10 +81,10 @@ def _request_close(bot: Any, signal_name: str) -> None:
 
 def fill_once(settings: Settings, args: argparse.Namespace) -> int:
     """The inference core alone: no Discord, no database."""
-    from bot.core.errors import FillMaskError
-    from bot.core.loading import load_masked_lm, resolve_device
-    from bot.core.masks import normalize_masks, parse_targets
-    from bot.core.types import FillRequest
+    from bot.inference.errors import FillMaskError
+    from bot.inference.loading import load_masked_lm, resolve_device
+    from bot.inference.masks import normalize_masks, parse_targets
+    from bot.inference.types import FillRequest
 
     reference = args.model or settings.default_model
     try:
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["health"]:
         # Before settings, logging and torch: the check runs every 30 s next to the bot.
-        from bot.health import health_main
+        from bot.adapters.health import health_main
 
         return health_main(argv[1:])
     args = parse_args(argv)
@@ -125,14 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in (None, "run") and not settings.discord_token:
         print(NO_TOKEN, file=sys.stderr)  # before importing torch: say it at once
         return 2
-    from bot.core.loading import configure_threads
+    from bot.inference.loading import configure_threads
 
     log.info("torch uses %d thread(s)", configure_threads(settings.torch_threads))
     try:
         if args.command == "fill":
             return fill_once(settings, args)
         if args.command == "console":
-            from bot.console import run_console
+            from bot.adapters.console import run_console
 
             asyncio.run(run_console(settings))
             return 0

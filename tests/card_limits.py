@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.cards import (
+from bot.replies.reply import (
     DESCRIPTION_LIMIT,
     FIELD_COUNT_LIMIT,
     FIELD_NAME_LIMIT,

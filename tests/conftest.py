@@ -55,7 +55,7 @@ def not_mlm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def harness(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator["Harness"]:
     """A real FillMaskBot connected to a fake Discord, its default (test BERT) model loaded."""
-    from bot.client import FillMaskBot
+    from bot.adapters.discord.bot import FillMaskBot
     from tests.discord_helpers import Harness, make_settings
     from tests.fake_discord import FakeDiscord, start_bot, stop_bot
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from bot.client import FillMaskBot
-from bot.config import Settings
-from bot.core.loading import load_masked_lm
-from bot.core.model import MaskedLM
+from bot.adapters.discord.bot import FillMaskBot
+from bot.settings import Settings
+from bot.inference.loading import load_masked_lm
+from bot.inference.masked_lm import MaskedLM
 from tests.fake_discord import FakeDiscord
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bot.storage import GuildSettingsStore
+from bot.service.guild_settings import GuildSettingsStore
 
 
 async def main(path: str, count: int) -> None:

@@ -7,7 +7,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.cards import (
+from bot.replies.reply import (
     TOTAL_LIMIT,
     Card,
     CardField,
@@ -15,8 +15,8 @@ from bot.cards import (
     fill_result_card,
     truncate,
 )
-from bot.core.types import FillResult, Prediction
-from bot.embeds import card_to_embed
+from bot.inference.types import FillResult, Prediction
+from bot.adapters.discord.embeds import card_to_embed
 from tests.card_limits import assert_embed_within_limits
 
 

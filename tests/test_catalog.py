@@ -7,11 +7,11 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.cards import (
+from bot.replies.reply import (
     FIELD_COUNT_LIMIT,
     Card,
 )
-from bot.catalog import (
+from bot.service.catalog import (
     CURATED,
     DEFAULT_MARK,
     LOADED_MARK,
@@ -26,7 +26,7 @@ from bot.catalog import (
     model_list_card,
     offered_models,
 )
-from bot.core.policy import is_hub_id
+from bot.inference.checkpoint_policy import is_hub_id
 from tests.card_limits import assert_card_within_limits
 
 

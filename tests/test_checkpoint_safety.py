@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bot.core.batching import BatchingModel, BusyError
-from bot.core.errors import CheckpointLoadError, CheckpointNotAllowedError
-from bot.core.loading import load_masked_lm, safetensors_parameter_count
-from bot.core.policy import CheckpointPolicy, check_allowed
-from bot.core.types import FillRequest
+from bot.inference.batching import BatchingModel, BusyError
+from bot.inference.errors import CheckpointLoadError, CheckpointNotAllowedError
+from bot.inference.loading import load_masked_lm, safetensors_parameter_count
+from bot.inference.checkpoint_policy import CheckpointPolicy, check_allowed
+from bot.inference.types import FillRequest
 
 
 def test_parameter_count_comes_from_safetensors_headers(bert_checkpoint: Path) -> None:
@@ -99,7 +99,7 @@ def test_allow_list_patterns() -> None:
 
 
 def test_a_failed_load_leaves_nothing_in_memory(not_mlm_checkpoint: Path, bert_checkpoint: Path) -> None:
-    from bot.core.errors import NotMaskedLMError
+    from bot.inference.errors import NotMaskedLMError
 
     created: list[weakref.ref[torch.nn.Module]] = []
     original = torch.nn.Module.__init__

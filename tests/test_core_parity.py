@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from transformers import pipeline
 
-from bot.core.batching import BatchingModel
-from bot.core.errors import InputTooLongError, InvalidRequestError, NoMaskError, TooManyMasksError
-from bot.core.loading import load_masked_lm
-from bot.core.model import MaskedLM
-from bot.core.types import FillRequest, FillResult
+from bot.inference.batching import BatchingModel
+from bot.inference.errors import InputTooLongError, InvalidRequestError, NoMaskError, TooManyMasksError
+from bot.inference.loading import load_masked_lm
+from bot.inference.masked_lm import MaskedLM
+from bot.inference.types import FillRequest, FillResult
 
 SCORE_TOLERANCE = 1e-5
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.client import FillMaskBot
-from bot.core.registry import ModelRegistry
+from bot.adapters.discord.bot import FillMaskBot
+from bot.inference.registry import ModelRegistry
 from tests.discord_helpers import Harness, SlowLoader, embed_text, make_settings, titled
 from tests.fake_discord import FakeDiscord, start_bot, stop_bot
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import discord
 import pytest
 
-from bot.client import FillMaskBot
-from bot.core.registry import ModelRegistry, ModelState
+from bot.adapters.discord.bot import FillMaskBot
+from bot.inference.registry import ModelRegistry, ModelState
 from tests.discord_helpers import Harness, SlowLoader, embed_text, make_settings, titled
 from tests.fake_discord import FakeDiscord, SlashCommandUnavailable, start_bot, stop_bot
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.loading import load_masked_lm
-from bot.core.policy import CheckpointPolicy
-from bot.core.registry import ModelRegistry
-from bot.service import FillMaskService, SettingsUnavailableError
-from bot.storage import GuildSettingsStore
+from bot.inference.loading import load_masked_lm
+from bot.inference.checkpoint_policy import CheckpointPolicy
+from bot.inference.registry import ModelRegistry
+from bot.service.fill_mask_service import FillMaskService, SettingsUnavailableError
+from bot.service.guild_settings import GuildSettingsStore
 from tests.fake_discord import FakeDiscord
 from tests.test_process import bot_env, start_process, stop_process, titled
 

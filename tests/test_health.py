@@ -18,10 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot.config import ConfigError, Settings
-from bot.core.loading import load_masked_lm
-from bot.core.registry import ModelRegistry
-from bot.health import (
+from bot.settings import ConfigError, Settings
+from bot.inference.loading import load_masked_lm
+from bot.inference.registry import ModelRegistry
+from bot.adapters.health import (
     DEFAULT_HEALTH_FILE,
     DEFAULT_HEALTH_INTERVAL,
     bot_state,
@@ -185,13 +185,13 @@ async def test_a_failed_write_is_logged_once_and_the_heartbeat_keeps_going(tmp_p
         calls += 1
         return {"connected": True, "default_model_loaded": True}
 
-    with caplog.at_level(logging.WARNING, logger="bot.health"):
+    with caplog.at_level(logging.WARNING, logger="bot.adapters.health"):
         task = asyncio.create_task(run_heartbeat(blocker / "health.json", BEAT, state))
         await until(lambda: calls >= 4)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    warnings = [r.getMessage() for r in caplog.records if r.name == "bot.health"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bot.adapters.health"]
     assert len(warnings) == 1 and "cannot write the health file" in warnings[0]  # once, not every beat
 
 
@@ -201,13 +201,13 @@ def test_python_m_bot_health_module_runs_without_importing_torch(tmp_path: Path)
     env.pop("HEALTH_INTERVAL", None)
     run = lambda *args: subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)  # noqa: E731
 
-    missing = run("-m", "bot.health")
+    missing = run("-m", "bot.adapters.health")
     assert missing.returncode == 1 and "no health file" in missing.stdout
     write_heartbeat(path, {"connected": True, "default_model_loaded": True})
-    fine = run("-m", "bot.health")
+    fine = run("-m", "bot.adapters.health")
     assert fine.returncode == 0 and fine.stdout.startswith("healthy"), fine.stderr
     # The check runs every 30 s next to the bot: it must not pull in torch (~1.5 s, ~200 MB).
-    probe = run("-c", "import sys, bot.health; bot.health.health_main([]); print(sorted({'torch', 'discord'} & set(sys.modules)))")
+    probe = run("-c", "import sys, bot.adapters.health; bot.adapters.health.health_main([]); print(sorted({'torch', 'discord'} & set(sys.modules)))")
     assert probe.stdout.splitlines()[-1] == "[]", probe.stdout + probe.stderr
 
 
@@ -284,8 +284,8 @@ def test_an_unwritable_log_file_is_reported_and_the_bot_goes_on(tmp_path: Path, 
 
 async def test_the_real_bot_is_unhealthy_while_loading_then_healthy_then_stale(tmp_path: Path, bert_checkpoint: Path) -> None:
     """The whole chain: FillMaskBot's heartbeat task, through a fake Discord, read by check_health."""
-    from bot.client import FillMaskBot
-    from bot.core.registry import ModelRegistry
+    from bot.adapters.discord.bot import FillMaskBot
+    from bot.inference.registry import ModelRegistry
     from tests.discord_helpers import SlowLoader, make_settings
     from tests.fake_discord import FakeDiscord, start_bot, stop_bot
 

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.client import FillMaskBot
-from bot.core.masks import parse_fill_text
+from bot.adapters.discord.bot import FillMaskBot
+from bot.inference.masks import parse_fill_text
 from checkpoints import HOSTILE_TOP, HOSTILE_VOCAB, LONG_PUNCTUATION_VOCAB, build_hostile_vocab_checkpoint
 from tests.discord_helpers import make_settings
 from tests.fake_discord import FakeDiscord, RecordedRequest, start_bot, stop_bot

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.client import FillMaskBot
-from bot.config import ConfigError, Settings
-from bot.core.errors import CheckpointLoadError
-from bot.core.loading import load_masked_lm
-from bot.core.types import FillRequest
+from bot.adapters.discord.bot import FillMaskBot
+from bot.settings import ConfigError, Settings
+from bot.inference.errors import CheckpointLoadError
+from bot.inference.loading import load_masked_lm
+from bot.inference.types import FillRequest
 from tests.fake_discord import FakeDiscord, start_bot, stop_bot
 from tests.discord_helpers import Harness, embed_text, make_settings, titled
 
@@ -60,7 +60,7 @@ async def test_model_set_cooldown_and_a_failed_set_does_not_count(limited: Harne
 
 async def test_server_concurrency_bound_answers_busy(tmp_path: Path, bert_checkpoint: Path) -> None:
     from tests.discord_helpers import SlowLoader
-    from bot.core.registry import ModelRegistry
+    from bot.inference.registry import ModelRegistry
 
     settings = make_settings(tmp_path, bert_checkpoint, guild_max_concurrent_fills=2)
     async with FakeDiscord() as fake:

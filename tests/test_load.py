@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from discord.ext import commands
 
-from bot.client import FillMaskBot
-from bot.config import Settings
-from bot.replies import card_for_error
+from bot.adapters.discord.bot import FillMaskBot
+from bot.settings import Settings
+from bot.adapters.discord.error_replies import card_for_error
 from tests.fake_discord import FakeDiscord, start_bot, stop_bot
 
 USERS = 50

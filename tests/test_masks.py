@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.masks import count_masks, normalize_masks, parse_fill_text, parse_targets
+from bot.inference.masks import count_masks, normalize_masks, parse_fill_text, parse_targets
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.cards import (
+from bot.replies.reply import (
     FIELD_VALUE_LIMIT,
     Card,
 )
-from bot.modelcards import (
+from bot.service.model_cards import (
     NO_CARD_MESSAGE,
     NO_LIMITATIONS_MESSAGE,
     ModelCardInfo,
@@ -521,7 +521,7 @@ def test_offline_hub_without_a_cached_card(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_parse_errors_never_escape(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.modelcards as modelcards
+    import bot.service.model_cards as modelcards
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RecursionError("deep")

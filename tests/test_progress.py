@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from bot.client import FillMaskBot
-from bot.core import loading
-from bot.core.loading import load_masked_lm
-from bot.core.model import MaskedLM
-from bot.core.progress import LoadProgress, ProgressTracker, progress_bar
-from bot.core.registry import ModelRegistry
+from bot.adapters.discord.bot import FillMaskBot
+from bot.inference import loading
+from bot.inference.loading import load_masked_lm
+from bot.inference.masked_lm import MaskedLM
+from bot.inference.progress import LoadProgress, ProgressTracker, progress_bar
+from bot.inference.registry import ModelRegistry
 from tests.fake_discord import FakeDiscord, start_bot, stop_bot
 from tests.discord_helpers import embed_text, make_settings, titled
 

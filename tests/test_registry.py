@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.batching import BatchingModel
-from bot.core.errors import CheckpointNotFoundError, NotMaskedLMError
-from bot.core.loading import load_masked_lm
-from bot.core.model import MaskedLM
-from bot.core.registry import ModelRegistry, ModelState
-from bot.core.types import FillRequest
+from bot.inference.batching import BatchingModel
+from bot.inference.errors import CheckpointNotFoundError, NotMaskedLMError
+from bot.inference.loading import load_masked_lm
+from bot.inference.masked_lm import MaskedLM
+from bot.inference.registry import ModelRegistry, ModelState
+from bot.inference.types import FillRequest
 
 
 class CountingLoader:
@@ -196,7 +196,7 @@ async def test_inference_never_runs_in_two_threads_at_once(bert_checkpoint: Path
 
 
 async def test_a_fill_racing_an_eviction_is_still_answered(bert_checkpoint: Path, camembert_checkpoint: Path) -> None:
-    from bot.service import FillMaskService
+    from bot.service.fill_mask_service import FillMaskService
 
     registry = ModelRegistry(CountingLoader(), max_loaded=1)
     service = FillMaskService(registry, None, default_model=str(bert_checkpoint))
@@ -223,7 +223,7 @@ async def test_a_fill_racing_an_eviction_is_still_answered(bert_checkpoint: Path
 
 
 def test_bursts_are_regrouped_by_length_into_bounded_batches() -> None:
-    from bot.core.batching import _length_buckets, _Pending
+    from bot.inference.batching import _length_buckets, _Pending
 
     loop = asyncio.new_event_loop()
     try:
@@ -259,7 +259,7 @@ async def test_concurrent_loads_of_different_checkpoints_all_succeed(bert_checkp
 
 
 async def test_a_failing_forward_pass_is_a_friendly_error_and_the_worker_survives(bert_checkpoint: Path) -> None:
-    from bot.core.errors import FillMaskError
+    from bot.inference.errors import FillMaskError
 
     lm = load_masked_lm(str(bert_checkpoint))
     real = lm.predict_batch

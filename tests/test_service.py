@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
-from bot.console import Console
-from bot.core.errors import CheckpointNotAllowedError, FillMaskError, InvalidRequestError, NoMaskError, TooManyMasksError
-from bot.core.loading import load_masked_lm
-from bot.core.policy import CheckpointPolicy
-from bot.core.registry import ModelRegistry, ModelState
-from bot.service import FillMaskService
-from bot.storage import GuildSettingsStore
+from bot.settings import Settings
+from bot.adapters.console import Console
+from bot.inference.errors import CheckpointNotAllowedError, FillMaskError, InvalidRequestError, NoMaskError, TooManyMasksError
+from bot.inference.loading import load_masked_lm
+from bot.inference.checkpoint_policy import CheckpointPolicy
+from bot.inference.registry import ModelRegistry, ModelState
+from bot.service.fill_mask_service import FillMaskService
+from bot.service.guild_settings import GuildSettingsStore
 
 GUILD = 111
 
@@ -155,7 +155,7 @@ async def test_console_answers_like_the_bot(service: FillMaskService, camembert_
 
 
 def test_settings_from_env_defaults_and_errors() -> None:
-    from bot.config import ConfigError
+    from bot.settings import ConfigError
 
     settings = Settings.from_env({})
     assert settings.default_model == "camembert-base" and settings.command_prefix == "!"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.storage import SCHEMA_VERSION, GuildSettingsStore, StorageError
+from bot.service.guild_settings import SCHEMA_VERSION, GuildSettingsStore, StorageError
 
 
 async def test_choice_survives_reopening(tmp_path: Path) -> None:

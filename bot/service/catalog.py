@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from bot.cards import (
+from bot.replies.reply import (
     FIELD_COUNT_LIMIT,
     FIELD_NAME_LIMIT,
     FIELD_VALUE_LIMIT,
@@ -132,7 +132,7 @@ def is_pattern(name: str) -> bool:
 
 
 def _matches(checkpoint: str, pattern: str) -> bool:
-    # The same rule as bot.core.policy.check_allowed: case-insensitive fnmatch.
+    # The same rule as bot.inference.checkpoint_policy.check_allowed: case-insensitive fnmatch.
     return fnmatch.fnmatchcase(checkpoint.lower(), pattern.lower())
 
 

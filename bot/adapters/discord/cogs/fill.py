@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cards import Card, error_card, fill_result_card, internal_error_card, loading_card
-from bot.core.errors import FillMaskError
-from bot.core.masks import parse_fill_text
-from bot.replies import edit_card, send_card
+from bot.replies.reply import Card, error_card, fill_result_card, internal_error_card, loading_card
+from bot.inference.errors import FillMaskError
+from bot.inference.masks import parse_fill_text
+from bot.adapters.discord.error_replies import edit_card, send_card
 
 if TYPE_CHECKING:
-    from bot.client import FillMaskBot
+    from bot.adapters.discord.bot import FillMaskBot
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cards import (
+from bot.replies.reply import (
     Card,
     internal_error_card,
     loading_card,
@@ -20,21 +20,21 @@ from bot.cards import (
     model_status_card,
     progress_card,
 )
-from bot.catalog import autocomplete_choices, model_list_card, offered_models
-from bot.checks import server_permissions_check
-from bot.core.errors import FillMaskError
-from bot.core.policy import (
+from bot.service.catalog import autocomplete_choices, model_list_card, offered_models
+from bot.adapters.discord.checks import server_permissions_check
+from bot.inference.errors import FillMaskError
+from bot.inference.checkpoint_policy import (
     CheckpointPolicy,
     canonical_reference,
     check_allowed,
     is_local_reference,
 )
-from bot.modelcards import load_model_card, model_info_card
-from bot.replies import edit_card, send_card
-from bot.service import FillMaskService
+from bot.service.model_cards import load_model_card, model_info_card
+from bot.adapters.discord.error_replies import edit_card, send_card
+from bot.service.fill_mask_service import FillMaskService
 
 if TYPE_CHECKING:
-    from bot.client import FillMaskBot
+    from bot.adapters.discord.bot import FillMaskBot
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Replies as chat-agnostic cards, always small enough for a Discord embed.
 
 The service builds :class:`Card` objects; the Discord layer turns them into embeds
-(:mod:`bot.embeds`) and the console into text (:mod:`bot.console`). Every text a user typed,
+(:mod:`bot.adapters.discord.embeds`) and the console into text (:mod:`bot.adapters.console`). Every text a user typed,
 and every prediction (a vocabulary is arbitrary text), is escaped before it goes in a card:
 markdown cannot restyle the reply and mention syntax is shown, not rendered.
 """
@@ -13,12 +13,12 @@ import unicodedata
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from bot.core.progress import LoadProgress, progress_bar
-from bot.core.registry import ModelState
-from bot.core.types import FillResult
+from bot.inference.progress import LoadProgress, progress_bar
+from bot.inference.registry import ModelState
+from bot.inference.types import FillResult
 
 if TYPE_CHECKING:
-    from bot.service import ModelStatus
+    from bot.service.fill_mask_service import ModelStatus
 
 # Discord's embed limits (discord.py's Embed docs; the API rejects anything larger).
 TITLE_LIMIT = 256

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.cards import Card
+from bot.replies.reply import Card
 
 
 def card_to_embed(card: Card) -> discord.Embed:

@@ -52,7 +52,7 @@ def bot_state(bot: Any) -> dict[str, bool]:
     later unloaded to make room for a server's checkpoint (``MAX_LOADED_MODELS``): that is
     normal operation (it loads again on the next request) and must not mark the bot unhealthy.
     """
-    from bot.core.registry import (
+    from bot.inference.registry import (
         ModelState,  # imports torch: only the bot process calls this
     )
 
@@ -160,7 +160,7 @@ def _positive_seconds(raw: str) -> float:
 
 
 def _settings_from_env(env: Mapping[str, str]) -> tuple[Path, float]:
-    """HEALTH_FILE and HEALTH_INTERVAL, read as bot.config reads them (without importing it: torch)."""
+    """HEALTH_FILE and HEALTH_INTERVAL, read as bot.settings reads them (without importing it: torch)."""
     raw_file = (env.get("HEALTH_FILE") or "").strip()
     raw_interval = (env.get("HEALTH_INTERVAL") or "").strip()
     try:

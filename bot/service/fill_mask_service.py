@@ -2,7 +2,7 @@
 
 The service ties the inference core to per-server settings: which checkpoint a server
 uses, filling a sentence with it, and switching it. It raises
-:class:`~bot.core.errors.FillMaskError` with a friendly message for anything the user can act on.
+:class:`~bot.inference.errors.FillMaskError` with a friendly message for anything the user can act on.
 """
 
 from __future__ import annotations
@@ -12,22 +12,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.core.batching import BatchingModel, ModelClosedError
-from bot.core.errors import (
+from bot.inference.batching import BatchingModel, ModelClosedError
+from bot.inference.errors import (
     CheckpointError,
     FillMaskError,
     InvalidRequestError,
     NoMaskError,
     TooManyMasksError,
 )
-from bot.core.masks import count_masks, normalize_masks, parse_fill_text, parse_targets
-from bot.core.model import DEFAULT_MAX_MASKS
-from bot.core.policy import CheckpointPolicy, canonical_reference, check_allowed
-from bot.core.progress import LoadProgress
-from bot.core.registry import ModelRegistry, ModelState
-from bot.core.types import FillRequest, FillResult
-from bot.stats import RequestStats
-from bot.storage import GuildSettingsStore, StorageError
+from bot.inference.masks import count_masks, normalize_masks, parse_fill_text, parse_targets
+from bot.inference.masked_lm import DEFAULT_MAX_MASKS
+from bot.inference.checkpoint_policy import CheckpointPolicy, canonical_reference, check_allowed
+from bot.inference.progress import LoadProgress
+from bot.inference.registry import ModelRegistry, ModelState
+from bot.inference.types import FillRequest, FillResult
+from bot.service.request_stats import RequestStats
+from bot.service.guild_settings import GuildSettingsStore, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class FillMaskService:
         """Complete ``raw_text`` with the server's checkpoint.
 
         ``raw_text`` may carry inline options (``k=3 ... | word, word``, see
-        :func:`~bot.core.masks.parse_fill_text`); explicit ``top_k``/``targets`` win over them.
+        :func:`~bot.inference.masks.parse_fill_text`); explicit ``top_k``/``targets`` win over them.
         """
         if len(raw_text) > MAX_TEXT_CHARS:
             raise InvalidRequestError(f"That's too long: keep it under {MAX_TEXT_CHARS} characters.")

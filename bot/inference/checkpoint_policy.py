@@ -1,7 +1,7 @@
 """Which checkpoints an admin may choose: names, local folders and the owner's allow-list.
 
 Kept free of torch and transformers so that reading the settings (and the health check)
-stays cheap; :mod:`bot.core.loading` applies the checks that need the checkpoint itself.
+stays cheap; :mod:`bot.inference.loading` applies the checks that need the checkpoint itself.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.core.errors import CheckpointNotAllowedError
+from bot.inference.errors import CheckpointNotAllowedError
 
 # "name" or "owner/name", as the Hub accepts them.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Literal
 import discord
 from discord.ext import commands
 
-from bot.cards import ok_card
-from bot.replies import send_card
+from bot.replies.reply import ok_card
+from bot.adapters.discord.error_replies import send_card
 
 if TYPE_CHECKING:
-    from bot.client import FillMaskBot
+    from bot.adapters.discord.bot import FillMaskBot
 
 
 class OwnerCog(commands.Cog, name="Owner"):

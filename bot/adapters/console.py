@@ -1,7 +1,7 @@
 """Console mode: the bot's commands on standard input, answered as text.
 
 Lines such as ``!fill Le camembert est <mask> :)`` or ``!model set bert-base-uncased`` go
-through the same :class:`~bot.service.FillMaskService` as Discord commands and print the same
+through the same :class:`~bot.service.fill_mask_service.FillMaskService` as Discord commands and print the same
 cards as text. The console plays an admin of one server, so ``model set`` works here.
 """
 
@@ -13,7 +13,7 @@ import shlex
 import sys
 from typing import TextIO
 
-from bot.cards import (
+from bot.replies.reply import (
     Card,
     error_card,
     fill_result_card,
@@ -22,12 +22,12 @@ from bot.cards import (
     model_not_changed_card,
     model_status_card,
 )
-from bot.config import Settings
-from bot.core.errors import FillMaskError
-from bot.core.masks import parse_fill_text
-from bot.core.progress import LoadProgress, progress_bar
-from bot.service import FillMaskService
-from bot.storage import GuildSettingsStore, StorageError
+from bot.settings import Settings
+from bot.inference.errors import FillMaskError
+from bot.inference.masks import parse_fill_text
+from bot.inference.progress import LoadProgress, progress_bar
+from bot.service.fill_mask_service import FillMaskService
+from bot.service.guild_settings import GuildSettingsStore, StorageError
 
 CONSOLE_GUILD_ID = 0
 _MARKDOWN_ESCAPE = re.compile(r"\\([^\w\s])")
@@ -123,8 +123,8 @@ class Console:
 
 
 async def run_console(settings: Settings, stdin: TextIO = sys.stdin) -> None:
-    from bot.client import build_registry
-    from bot.core.loading import warm_imports
+    from bot.adapters.discord.bot import build_registry
+    from bot.inference.loading import warm_imports
 
     warm_imports()
     registry = build_registry(settings)

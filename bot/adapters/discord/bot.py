@@ -11,15 +11,15 @@ from collections.abc import AsyncIterator
 import discord
 from discord.ext import commands
 
-from bot.checks import ShuttingDown
-from bot.cogs import EXTENSIONS
-from bot.config import Settings
-from bot.core.loading import load_masked_lm, resolve_device, warm_imports
-from bot.core.registry import ModelRegistry
-from bot.health import bot_state, run_heartbeat
-from bot.replies import card_for_error, send_card
-from bot.service import FillMaskService
-from bot.storage import GuildSettingsStore, StorageError
+from bot.adapters.discord.checks import ShuttingDown
+from bot.adapters.discord.cogs import EXTENSIONS
+from bot.settings import Settings
+from bot.inference.loading import load_masked_lm, resolve_device, warm_imports
+from bot.inference.registry import ModelRegistry
+from bot.adapters.health import bot_state, run_heartbeat
+from bot.adapters.discord.error_replies import card_for_error, send_card
+from bot.service.fill_mask_service import FillMaskService
+from bot.service.guild_settings import GuildSettingsStore, StorageError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ A Hugging Face model card is a markdown file with an optional YAML header (betwe
 on limitations, biases and risks, and :func:`model_info_card` turns that into a reply card.
 
 Everything in a model card was written by strangers: it is parsed without ever raising, and
-escaped (:func:`bot.cards.escape`) before it goes in a card. No Discord import here.
+escaped (:func:`bot.replies.reply.escape`) before it goes in a card. No Discord import here.
 
 :func:`load_model_card` is blocking (network and disk): callers on the event loop run it in a
 thread, e.g. ``await asyncio.to_thread(load_model_card, checkpoint, local=False)``.
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.cards import (
+from bot.replies.reply import (
     COLOUR_LOADING,
     COLOUR_RESULT,
     FIELD_VALUE_LIMIT,
@@ -33,7 +33,7 @@ from bot.cards import (
     escape,
     truncate,
 )
-from bot.core.policy import is_hub_id, is_local_reference
+from bot.inference.checkpoint_policy import is_hub_id, is_local_reference
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.core.policy import CheckpointPolicy
-from bot.health import DEFAULT_HEALTH_FILE, DEFAULT_HEALTH_INTERVAL
+from bot.inference.checkpoint_policy import CheckpointPolicy
+from bot.adapters.health import DEFAULT_HEALTH_FILE, DEFAULT_HEALTH_INTERVAL
 
 DEFAULT_DATABASE_PATH = Path("data") / "fillmask.sqlite3"
 

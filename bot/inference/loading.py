@@ -1,7 +1,7 @@
 """Finding, checking and loading a fill-mask checkpoint with the transformers Auto classes.
 
 A checkpoint is named by a Hub id (``camembert-base``, ``almanach/camembert-base``) or by a
-local directory (which names are allowed is :mod:`bot.core.policy`'s job). Loading checks, in
+local directory (which names are allowed is :mod:`bot.inference.checkpoint_policy`'s job). Loading checks, in
 order and before the weights are read: that the config is a masked-LM architecture, that the
 checkpoint is not too large, and that the tokenizer has a mask token; each failure becomes a
 :class:`CheckpointError` the admin can read.
@@ -19,17 +19,17 @@ from pathlib import Path
 
 import torch
 
-from bot.core.errors import (
+from bot.inference.errors import (
     CheckpointLoadError,
     CheckpointNotAllowedError,
     CheckpointNotFoundError,
     NoMaskTokenError,
     NotMaskedLMError,
 )
-from bot.core.model import DEFAULT_MAX_MASKS, MaskedLM
-from bot.core.policy import is_local_reference, shown
-from bot.core.progress import ProgressCallback, ProgressTracker
-from bot.core.types import FillRequest
+from bot.inference.masked_lm import DEFAULT_MAX_MASKS, MaskedLM
+from bot.inference.checkpoint_policy import is_local_reference, shown
+from bot.inference.progress import ProgressCallback, ProgressTracker
+from bot.inference.types import FillRequest
 
 log = logging.getLogger(__name__)
 

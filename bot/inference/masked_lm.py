@@ -7,7 +7,7 @@ that special tokens (the mask itself, padding, ...) are never proposed (transfor
 
 Not thread-safe on purpose: a tokenizer must not be used from two threads at once
 (tokenizers #537), so callers run one ``predict_batch`` at a time per model
-(see :mod:`bot.core.batching`).
+(see :mod:`bot.inference.batching`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from bot.core.errors import (
+from bot.inference.errors import (
     FillMaskError,
     InputTooLongError,
     InvalidRequestError,
     NoMaskError,
     TooManyMasksError,
 )
-from bot.core.types import FillRequest, FillResult, Prediction
+from bot.inference.types import FillRequest, FillResult, Prediction
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -9,10 +9,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cards import Card, error_card, internal_error_card
-from bot.checks import ShuttingDown
-from bot.core.errors import FillMaskError
-from bot.embeds import card_to_embed
+from bot.replies.reply import Card, error_card, internal_error_card
+from bot.adapters.discord.checks import ShuttingDown
+from bot.inference.errors import FillMaskError
+from bot.adapters.discord.embeds import card_to_embed
 
 log = logging.getLogger(__name__)
 

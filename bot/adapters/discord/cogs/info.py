@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 
 from discord.ext import commands
 
-from bot.cards import CardField, code, info_card
-from bot.replies import send_card
-from bot.stats import format_duration
+from bot.replies.reply import CardField, code, info_card
+from bot.adapters.discord.error_replies import send_card
+from bot.service.request_stats import format_duration
 
 if TYPE_CHECKING:
-    from bot.client import FillMaskBot
+    from bot.adapters.discord.bot import FillMaskBot
 
 
 class InfoCog(commands.Cog, name="Info"):

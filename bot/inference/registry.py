@@ -22,10 +22,10 @@ from typing import Protocol
 
 import torch
 
-from bot.core.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE, BatchingModel
-from bot.core.model import MaskedLM
-from bot.core.progress import LoadProgress, ProgressCallback
-from bot.core.types import FillRequest, FillResult
+from bot.inference.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE, BatchingModel
+from bot.inference.masked_lm import MaskedLM
+from bot.inference.progress import LoadProgress, ProgressCallback
+from bot.inference.types import FillRequest, FillResult
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class ModelRegistry:
     async def get(self, reference: str) -> BatchingModel:
         """The model for ``reference``, loading it first (once, however many callers) if needed.
 
-        Raises the loader's error (a :class:`~bot.core.errors.CheckpointError` for anything a
+        Raises the loader's error (a :class:`~bot.inference.errors.CheckpointError` for anything a
         user can act on); a failed load leaves nothing behind, so a later call tries again.
         """
         model = self._loaded.get(reference)

@@ -18,9 +18,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bot.core.errors import FillMaskError
-from bot.core.model import MaskedLM
-from bot.core.types import FillRequest, FillResult
+from bot.inference.errors import FillMaskError
+from bot.inference.masked_lm import MaskedLM
+from bot.inference.types import FillRequest, FillResult
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The ways in: Discord, the console, the one-shot CLI and the health check."""

@@ -1,0 +1,1 @@
+"""The discord.py adapter: the Bot subclass, checks, embeds and cogs."""

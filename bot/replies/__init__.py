@@ -1,0 +1,1 @@
+"""The chat-agnostic reply model and its builders."""
