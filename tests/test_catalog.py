@@ -11,19 +11,21 @@ from bot.replies.reply import (
     FIELD_COUNT_LIMIT,
     Card,
 )
-from bot.service.catalog import (
-    CURATED,
+from bot.replies.model_list import (
     DEFAULT_MARK,
     LOADED_MARK,
-    MAX_CHOICES,
     OTHER_GROUP,
     PATTERN_GROUP,
-    CatalogEntry,
-    autocomplete,
     autocomplete_choices,
     choice_name,
-    is_pattern,
     model_list_card,
+)
+from bot.service.catalog import (
+    CURATED,
+    MAX_CHOICES,
+    CatalogEntry,
+    autocomplete,
+    is_pattern,
     offered_models,
 )
 from bot.inference.checkpoint_policy import is_hub_id

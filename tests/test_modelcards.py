@@ -16,15 +16,17 @@ from bot.replies.reply import (
     FIELD_VALUE_LIMIT,
     Card,
 )
-from bot.service.model_cards import (
+from bot.replies.model_card import (
     NO_CARD_MESSAGE,
     NO_LIMITATIONS_MESSAGE,
+    model_info_card,
+    summarise_list,
+)
+from bot.service.model_cards import (
     ModelCardInfo,
     load_model_card,
-    model_info_card,
     parse_model_card,
     split_front_matter,
-    summarise_list,
 )
 from tests.card_limits import assert_card_within_limits
 

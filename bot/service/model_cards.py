@@ -23,16 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.replies.reply import (
-    COLOUR_LOADING,
-    COLOUR_RESULT,
-    FIELD_VALUE_LIMIT,
-    Card,
-    CardField,
-    code,
-    escape,
-    truncate,
-)
 from bot.inference.checkpoint_policy import is_hub_id, is_local_reference
 
 log = logging.getLogger(__name__)
@@ -49,15 +39,6 @@ _MAX_BLOCKS = 50
 _MAX_PARAGRAPHS = 500
 _MAX_SECTIONS = 2000
 
-# Sizes in the reply.
-_INLINE_LIMIT = 200
-_NOT_STATED = "not stated"
-
-NO_CARD_MESSAGE = "This model has no card I could read: treat its predictions with care."
-NO_LIMITATIONS_MESSAGE = (
-    "The card says nothing about limitations or biases. Fill-mask models repeat the biases of "
-    "the text they were trained on: treat their predictions with care."
-)
 
 # Section headings whose text is shown as "Limitations and biases" (matched case-insensitively
 # anywhere in the heading, so "Bias, Risks, and Limitations" and "Intended uses & limitations" match).
@@ -546,88 +527,3 @@ def hub_problem(exc: BaseException) -> str:
     if names & {"TimeoutException", "TransportError", "ConnectError", "ConnectionError", "TimeoutError"}:
         return "I can't reach the Hugging Face Hub right now: try again later."
     return "I couldn't read this model's card from the Hugging Face Hub."
-
-
-# -- the reply -------------------------------------------------------------------------
-
-
-def summarise_list(items: tuple[str, ...] | list[str], limit: int = _INLINE_LIMIT) -> str:
-    """Escaped items joined by commas within ``limit`` characters: "en, fr, … and 95 more"."""
-    shown_items = [escape(truncate(" ".join(item.split()), 60)) for item in items]
-    shown_items = [item for item in shown_items if item]
-    if not shown_items:
-        return _NOT_STATED
-    out: list[str] = []
-    length = 0
-    for index, item in enumerate(shown_items):
-        rest = len(shown_items) - index - 1
-        tail = len(f", … and {rest} more") if rest else 0
-        addition = len(item) + (2 if out else 0)
-        if length + addition + tail > limit:
-            break
-        out.append(item)
-        length += addition
-    hidden = len(shown_items) - len(out)
-    if not hidden:
-        return ", ".join(out)
-    return ", ".join([*out, f"… and {hidden} more"]) if out else f"{len(shown_items)} items"
-
-
-def _more(info: ModelCardInfo) -> str:
-    if info.url:
-        return f" (more on the model page: <{info.url}>)"
-    if info.source == "local":
-        return " (more in the model folder's README.md)"
-    return ""
-
-
-def fit_value(text: str, info: ModelCardInfo, limit: int = FIELD_VALUE_LIMIT) -> str:
-    """Untrusted ``text`` escaped and cut to ``limit``, pointing to the full card when cut."""
-    body = escape(text.strip())
-    if len(body) <= limit:
-        return body
-    more = _more(info)
-    return truncate(body, limit - len(more)) + more
-
-
-def model_info_card(info: ModelCardInfo) -> Card:
-    """An embed-ready card for ``info``, escaped and within Discord's limits."""
-    title = f"Model card: {code(info.checkpoint, 200)}"
-    link = f"\nModel page: <{info.url}>" if info.url else ""
-    if not info.has_card:
-        problem = escape(info.problem or "")
-        description = f"**{NO_CARD_MESSAGE}**" + (f"\n{problem}" if problem else "") + link
-        return Card(title=title, description=description, colour=COLOUR_LOADING).fitted()
-
-    where = "its card on the Hugging Face Hub" if info.source == "hub" else "the README.md in its folder"
-    description = f"What the model's authors say about it, from {where}.{link}"
-    fields = [
-        CardField("Task", escape(truncate(info.task, _INLINE_LIMIT)) if info.task else _NOT_STATED, True),
-        CardField("Languages", summarise_list(info.languages), True),
-        CardField("License", escape(truncate(info.license, _INLINE_LIMIT)) if info.license else _NOT_STATED, True),
-        CardField("Datasets", summarise_list(info.datasets), True),
-        CardField(
-            "Limitations and biases",
-            fit_value(info.limitations, info) if info.limitations.strip() else NO_LIMITATIONS_MESSAGE,
-        ),
-    ]
-    if info.summary.strip():
-        fields.append(CardField("Summary", fit_value(info.summary, info)))
-    footer = "Written by the model's authors, not checked by this bot."
-    return Card(title=title, description=description, fields=tuple(fields), footer=footer, colour=COLOUR_RESULT).fitted()
-
-
-__all__ = [
-    "MAX_CARD_BYTES",
-    "NO_CARD_MESSAGE",
-    "NO_LIMITATIONS_MESSAGE",
-    "ModelCardInfo",
-    "fit_value",
-    "hub_problem",
-    "hub_url",
-    "load_model_card",
-    "model_info_card",
-    "parse_model_card",
-    "split_front_matter",
-    "summarise_list",
-]

@@ -20,7 +20,9 @@ from bot.replies.reply import (
     model_status_card,
     progress_card,
 )
-from bot.service.catalog import autocomplete_choices, model_list_card, offered_models
+from bot.replies.model_card import model_info_card
+from bot.replies.model_list import autocomplete_choices, model_list_card
+from bot.service.catalog import offered_models
 from bot.adapters.discord.checks import server_permissions_check
 from bot.inference.errors import FillMaskError
 from bot.inference.checkpoint_policy import (
@@ -29,7 +31,7 @@ from bot.inference.checkpoint_policy import (
     check_allowed,
     is_local_reference,
 )
-from bot.service.model_cards import load_model_card, model_info_card
+from bot.service.model_cards import load_model_card
 from bot.adapters.discord.error_replies import edit_card, send_card
 from bot.service.fill_mask_service import FillMaskService
 
