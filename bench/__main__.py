@@ -28,7 +28,7 @@ from bot.inference.batching import BatchingModel
 from bot.inference.loading import configure_threads, load_masked_lm, warm_imports
 from bot.inference.masked_lm import MaskedLM
 from bot.inference.registry import ModelRegistry
-from bot.inference.types import FillRequest
+from bot.inference.types import FillRequest, FillResult
 
 BURST = 64
 
@@ -37,10 +37,10 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join
     print(f"\n## {title}")
-    print(line(h.ljust(w) for h, w in zip(header, widths)))
+    print(line(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     print(line("-" * w for w in widths))
     for row in rows:
-        print(line(str(c).ljust(w) for c, w in zip(row, widths)))
+        print(line(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def median_time(run: Callable[[], object], repeat: int) -> float:
@@ -127,7 +127,7 @@ async def speed_sections(name: str, path: Path, words: list[str], repeat: int, b
         served = BatchingModel(lm, max_batch_size=size)
         await core_burst(served, requests)  # warm-up at this batch size
         async with LagMeter() as lag:
-            core = await amedian_time(lambda: core_burst(served, requests), repeat)
+            core = await amedian_time(lambda served=served: core_burst(served, requests), repeat)
         await served.aclose()
         figures[f"core_burst_{size}"] = core
         figures[f"burst_lag_{size}"] = lag.worst
@@ -184,13 +184,15 @@ async def precision_section(path: Path, words: list[str], repeat: int, batch_siz
         lm = base_lm if precision == "fp32" else load_masked_lm(str(path), precision=precision)
         served = BatchingModel(lm, max_batch_size=batch_size)
         await core_burst(served, requests)
-        timings[precision] = await amedian_time(lambda: core_burst(served, requests), repeat)
+        timings[precision] = await amedian_time(lambda served=served: core_burst(served, requests), repeat)
         await served.aclose()
         outcomes = lm.predict_batch(requests)
         top1 = overlap = 0.0
-        for ref, got in zip(reference, outcomes):
-            want = [p.token for p in ref.masks[0]]  # type: ignore[union-attr]
-            have = [p.token for p in got.masks[0]]  # type: ignore[union-attr]
+        for ref, got in zip(reference, outcomes, strict=True):
+            if not isinstance(ref, FillResult) or not isinstance(got, FillResult):
+                raise RuntimeError(f"a benchmark sentence was refused: {ref if not isinstance(ref, FillResult) else got}")
+            want = [p.token for p in ref.masks[0]]
+            have = [p.token for p in got.masks[0]]
             top1 += want[0] == have[0]
             overlap += len(set(want) & set(have)) / len(want)
         rows.append([
@@ -246,7 +248,7 @@ async def main() -> None:
     threads = configure_threads(0)
     batch_sizes = [int(s) for s in args.batch_sizes.split(",")]
 
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.processor())
+    cpu = next((row.split(":", 1)[1].strip() for row in Path("/proc/cpuinfo").read_text().splitlines() if row.startswith("model name")), platform.processor())
     print(f"# fillmask-bot benchmark — {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} "
           f"({threads} threads, {torch.backends.cpu.get_cpu_capability()}), Python {platform.python_version()}")
 

@@ -9,11 +9,11 @@ import tempfile
 from pathlib import Path
 
 from bench import checkpoints
-from bot.inference.loading import configure_threads, load_masked_lm
 from bot.inference.checkpoint_policy import CheckpointPolicy
+from bot.inference.loading import configure_threads, load_masked_lm
 from bot.inference.registry import ModelRegistry
 from bot.service.fill_mask_service import FillMaskService
-from bot.service.guild_settings import GuildSettingsStore
+from bot.service.guild_settings import SqliteGuildSettings
 
 
 def rss() -> int:
@@ -27,7 +27,7 @@ async def measure(bert: str, camembert: str) -> dict[str, int]:
     configure_threads(0)
     figures = {"baseline": rss()}
     with tempfile.TemporaryDirectory() as tmp:
-        async with GuildSettingsStore(Path(tmp) / "s.db") as store:
+        async with SqliteGuildSettings(Path(tmp) / "s.db") as store:
             registry = ModelRegistry(load_masked_lm, max_loaded=1)
             service = FillMaskService(
                 registry, store, default_model=bert, policy=CheckpointPolicy(allow_local_models=True, local_roots=(Path(bert).parent,))

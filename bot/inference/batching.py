@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bot.inference.errors import FillMaskError
+from bot.inference.errors import BusyError, FillMaskError, ModelClosedError
 from bot.inference.masked_lm import MaskedLM
 from bot.inference.types import FillRequest, FillResult
 
@@ -26,19 +26,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_QUEUE = 256
-
-
-class BusyError(FillMaskError):
-    """The model's queue is full; ``retry_after`` estimates when it will have room (seconds)."""
-
-    def __init__(self, retry_after: float) -> None:
-        self.retry_after = retry_after
-        super().__init__(f"I'm busy with a lot of requests right now: please try again in {max(1, round(retry_after))} s.")
-
-
-class ModelClosedError(FillMaskError):
-    def __init__(self) -> None:
-        super().__init__("That model was just unloaded; please try again.")
 
 
 @dataclass(slots=True)
@@ -152,7 +139,7 @@ class BatchingModel:
             failure = FillMaskError("Something went wrong on my side while answering; please try again.")
             failure.__cause__ = exc
             outcomes = [failure] * len(live)
-        for pending, outcome in zip(live, outcomes):
+        for pending, outcome in zip(live, outcomes, strict=True):
             if pending.future.done():
                 continue
             if isinstance(outcome, FillMaskError):

@@ -7,14 +7,13 @@ stays cheap; :mod:`bot.inference.loading` applies the checks that need the check
 from __future__ import annotations
 
 import fnmatch
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.inference.errors import CheckpointNotAllowedError
+# huggingface_hub.utils imports neither torch nor transformers.
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-# "name" or "owner/name", as the Hub accepts them.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
+from bot.inference.errors import CheckpointNotAllowedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +27,22 @@ class CheckpointPolicy:
     local_roots: tuple[Path, ...] = field(default_factory=tuple)
 
 
+def matches_allowed(reference: str, pattern: str) -> bool:
+    """Whether ``reference`` matches one ALLOWED_MODELS entry: an id or an fnmatch pattern, any case."""
+    return fnmatch.fnmatchcase(reference.lower(), pattern.lower())
+
+
 def is_hub_id(reference: str) -> bool:
-    """Whether ``reference`` is shaped like a Hub model id (``name`` or ``owner/name``)."""
-    return bool(_HUB_ID.match(reference)) and ".." not in reference
+    """Whether ``reference`` is shaped like a Hub model id (``name`` or ``owner/name``).
+
+    The Hub's own rules, as huggingface_hub checks them: ASCII letters, digits, ``-``, ``_``
+    and ``.``, at most 96 characters a part, no ``--`` or ``..``, no ``.git`` ending.
+    """
+    try:
+        validate_repo_id(reference)
+    except HFValidationError:
+        return False
+    return True
 
 
 def shown(reference: str) -> str:
@@ -86,9 +98,7 @@ def check_allowed(reference: str, policy: CheckpointPolicy) -> str:
         raise CheckpointNotAllowedError(
             f"{shown(reference)} is not a valid Hugging Face model id (it looks like `owner/name` or `name`)."
         )
-    if policy.allowed_models and not any(
-        fnmatch.fnmatchcase(reference.lower(), pattern.lower()) for pattern in policy.allowed_models
-    ):
+    if policy.allowed_models and not any(matches_allowed(reference, pattern) for pattern in policy.allowed_models):
         allowed = ", ".join(f"`{p}`" for p in policy.allowed_models[:10])
         raise CheckpointNotAllowedError(f"{shown(reference)} is not on this bot's list of allowed models: {allowed}.")
     return reference

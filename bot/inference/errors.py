@@ -8,9 +8,13 @@ is logged, never shown.
 
 from __future__ import annotations
 
+from bot.inference.types import MAX_TOP_K
+
 
 class FillMaskError(Exception):
-    """Base class: ``str(exc)`` is a friendly message for the user."""
+    """Base class: ``str(exc)`` is a friendly message for the user, ``title`` its heading."""
+
+    title = "Can't do that"
 
 
 # -- problems with the request ---------------------------------------------------------
@@ -29,6 +33,11 @@ class NoMaskError(InvalidRequestError):
         )
 
 
+class TopKOutOfRangeError(InvalidRequestError):
+    def __init__(self) -> None:
+        super().__init__(f"`top_k` must be a whole number from 1 to {MAX_TOP_K}.")
+
+
 class TooManyMasksError(InvalidRequestError):
     def __init__(self, found: int, limit: int) -> None:
         super().__init__(f"Your sentence has {found} masks; I can fill at most {limit} at once.")
@@ -40,6 +49,21 @@ class InputTooLongError(InvalidRequestError):
             f"Your sentence is too long for this model: it makes {tokens} tokens and the model reads at most {limit}. "
             "Shorten it and try again."
         )
+
+
+class BusyError(FillMaskError):
+    """The model's queue is full; ``retry_after`` estimates when it will have room (seconds)."""
+
+    title = "Busy"
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"I'm busy with a lot of requests right now: please try again in {max(1, round(retry_after))} s.")
+
+
+class ModelClosedError(FillMaskError):
+    def __init__(self) -> None:
+        super().__init__("That model was just unloaded; please try again.")
 
 
 # -- problems with a checkpoint --------------------------------------------------------

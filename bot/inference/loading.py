@@ -10,7 +10,6 @@ checkpoint is not too large, and that the tokenizer has a mask token; each failu
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import math
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from bot.inference.checkpoint_policy import is_local_reference, shown
 from bot.inference.errors import (
     CheckpointLoadError,
     CheckpointNotAllowedError,
@@ -26,10 +26,9 @@ from bot.inference.errors import (
     NoMaskTokenError,
     NotMaskedLMError,
 )
-from bot.inference.masked_lm import DEFAULT_MAX_MASKS, MaskedLM
-from bot.inference.checkpoint_policy import is_local_reference, shown
+from bot.inference.masked_lm import MaskedLM
 from bot.inference.progress import ProgressCallback, ProgressTracker
-from bot.inference.types import FillRequest
+from bot.inference.types import MAX_MASKS, FillRequest
 
 log = logging.getLogger(__name__)
 
@@ -102,22 +101,22 @@ def warm_imports() -> None:
 def safetensors_parameter_count(directory: Path) -> int | None:
     """Parameters stored in a directory's ``*.safetensors`` files, from their headers only.
 
-    A safetensors file starts with an 8-byte little-endian header size and a JSON header
-    listing every tensor's shape, so the count needs no weights read (and runs no code).
+    ``safe_open`` parses and validates the header (shapes, offsets, size limits) and maps the
+    file without reading it; slice shapes come from the header, so no weights are read.
     """
+    from safetensors import SafetensorError, safe_open
+
     files = sorted(directory.glob("*.safetensors"))
     if not files:
         return None
     total = 0
     for file in files:
-        with file.open("rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            if not 0 < size <= 100 * 2**20:
-                raise CheckpointLoadError(f"{shown(file.name)} is not a valid safetensors file.")
-            header = json.loads(handle.read(size))
-        for name, entry in header.items():
-            if name != "__metadata__":
-                total += math.prod(entry["shape"])
+        try:
+            with safe_open(file, framework="pt") as handle:
+                # safe_open is not iterable: keys() is its only list of names.
+                total += sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())  # noqa: SIM118
+        except SafetensorError:
+            raise CheckpointLoadError(f"{shown(file.name)} is not a valid safetensors file.") from None
     return total
 
 
@@ -199,7 +198,7 @@ def load_masked_lm(
     reference: str,
     *,
     device: torch.device | str = "cpu",
-    max_masks: int = DEFAULT_MAX_MASKS,
+    max_masks: int = MAX_MASKS,
     allow_pickle_weights: bool = False,
     precision: str = "fp32",
     max_parameters: int | None = None,
@@ -264,7 +263,7 @@ def load_masked_lm(
         "loaded %s (%s, %.1fM parameters, mask %s, max %d tokens) on %s in %s",
         reference,
         config.model_type,
-        sum(p.numel() for p in model.parameters()) / 1e6,
+        model.num_parameters() / 1e6,
         lm.mask_token,
         lm.max_length,
         device,

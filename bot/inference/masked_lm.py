@@ -27,8 +27,9 @@ from bot.inference.errors import (
     InvalidRequestError,
     NoMaskError,
     TooManyMasksError,
+    TopKOutOfRangeError,
 )
-from bot.inference.types import FillRequest, FillResult, Prediction
+from bot.inference.types import MAX_MASKS, MAX_TARGETS, MAX_TOP_K, FillRequest, FillResult, Prediction
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -40,8 +41,6 @@ log = logging.getLogger(__name__)
 # per token); ``_check_lean_head`` verifies the shortcut on each checkpoint before using it.
 _HEAD_ATTRIBUTES = ("lm_head", "cls", "predictions")
 
-DEFAULT_MAX_MASKS = 5
-MAX_TARGETS = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +61,7 @@ class MaskedLM:
         model: torch.nn.Module,
         *,
         device: torch.device | str = "cpu",
-        max_masks: int = DEFAULT_MAX_MASKS,
+        max_masks: int = MAX_MASKS,
     ) -> None:
         self.name = name
         self.tokenizer = tokenizer
@@ -70,11 +69,15 @@ class MaskedLM:
         self.device = torch.device(device)
         self.max_masks = max_masks
         tok = self.tokenizer
-        if tok.mask_token is None or tok.mask_token_id is None:
+        # transformers types special tokens loosely (str | int | list | Any): narrow them once, here.
+        mask_token, mask_token_id, pad_token_id = tok.mask_token, tok.mask_token_id, tok.pad_token_id
+        if not isinstance(mask_token, str) or not isinstance(mask_token_id, int):
             raise ValueError(f"{name}: tokenizer has no mask token")
-        self.mask_token: str = tok.mask_token
-        self.mask_token_id: int = tok.mask_token_id
-        self.pad_token_id: int | None = tok.pad_token_id
+        if pad_token_id is not None and not isinstance(pad_token_id, int):
+            raise ValueError(f"{name}: tokenizer's pad token id is {pad_token_id!r}, not a token id")
+        self.mask_token: str = mask_token
+        self.mask_token_id: int = mask_token_id
+        self.pad_token_id: int | None = pad_token_id
         self.max_length = _max_input_length(tok, model)
         self._special_ids = torch.tensor(sorted(set(tok.all_special_ids)), dtype=torch.long)
         self._vocab: dict[str, int] | None = None
@@ -85,9 +88,15 @@ class MaskedLM:
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes held by the weights and buffers (shared tensors counted once)."""
+        """Bytes held by the weights and buffers (tied weights counted once), int8 packed weights included."""
+        from transformers import PreTrainedModel
+
+        # int8 weights live in packed params, neither parameters nor buffers: get_memory_footprint misses them.
+        packed = _packed_linear_bytes(self.model)
+        if isinstance(self.model, PreTrainedModel):
+            return self.model.get_memory_footprint(return_buffers=True) + packed
         seen: set[int] = set()
-        total = 0
+        total = packed
         for tensor in [*self.model.parameters(), *self.model.buffers()]:
             if tensor.data_ptr() not in seen:
                 seen.add(tensor.data_ptr())
@@ -163,8 +172,8 @@ class MaskedLM:
     def _encode(self, index: int, request: FillRequest) -> _Encoded:
         if not request.text.strip():
             raise NoMaskError(self.mask_token)
-        if not 1 <= request.top_k <= 10:
-            raise InvalidRequestError("`top_k` must be a whole number from 1 to 10.")
+        if not 1 <= request.top_k <= MAX_TOP_K:
+            raise TopKOutOfRangeError()
         ids: list[int] = self.tokenizer(request.text)["input_ids"]
         positions = [i for i, token in enumerate(ids) if token == self.mask_token_id]
         if not positions:
@@ -263,7 +272,7 @@ class MaskedLM:
         best_ids = list(item.input_ids)
         for m, position in enumerate(item.mask_positions):
             ranked: list[Prediction] = []
-            for score, index in zip(values[m].tolist(), indices[m].tolist()):
+            for score, index in zip(values[m].tolist(), indices[m].tolist(), strict=True):
                 token = int(candidate_ids[index]) if candidate_ids is not None else int(index)
                 filled = list(item.input_ids)
                 filled[position] = token
@@ -310,7 +319,7 @@ def _check_lean_head(lm: MaskedLM, base: torch.nn.Module, head: torch.nn.Module)
     """Compare encoder+head-at-masks with the model's own forward on a small input."""
     mask = lm.mask_token_id
     sample: list[int] = list(lm.tokenizer("a b c")["input_ids"])
-    ids = torch.tensor([sample[:1] + [mask] + sample[1:] + [mask]], device=lm.device)
+    ids = torch.tensor([[*sample[:1], mask, *sample[1:], mask]], device=lm.device)
     attention = torch.ones_like(ids)
     positions = torch.tensor([1, ids.shape[1] - 1])
     try:
@@ -322,6 +331,24 @@ def _check_lean_head(lm: MaskedLM, base: torch.nn.Module, head: torch.nn.Module)
         log.debug("lean head check raised", exc_info=True)
         return False
     return lean.shape == full.shape and torch.allclose(lean.float(), full.float(), atol=1e-4, rtol=1e-4)
+
+
+def _packed_linear_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the quantized Linear modules' packed weights (and float32 biases), from their shapes.
+
+    Not from ``weight()``/``bias()``: on the x86 and fbgemm engines those unpack a copy of the
+    weight (milliseconds per layer), and this runs on every ``model set`` autocomplete. A tied
+    head bias is counted again here (vocabulary x 4 bytes), a bias-less Linear's bias too.
+    """
+    # The dynamic (int8) Linear subclasses this one.
+    from torch.ao.nn.quantized import Linear as QuantizedLinear
+
+    total = 0
+    for module in model.modules():
+        if isinstance(module, QuantizedLinear):
+            weight_dtype: torch.dtype = module._packed_params.dtype  # qint8, or float16 for fp16 dynamic
+            total += module.in_features * module.out_features * weight_dtype.itemsize + module.out_features * 4
+    return total
 
 
 def _max_input_length(tokenizer: PreTrainedTokenizerBase, model: torch.nn.Module) -> int:

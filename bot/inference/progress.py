@@ -45,11 +45,3 @@ class ProgressTracker:
         if self._callback is not None:
             self._callback(LoadProgress(name, self._clock() - self._started, done_bytes, total_bytes))
 
-
-def progress_bar(progress: LoadProgress, width: int = 20) -> str:
-    """A text bar for the download stage; stage dots for the others."""
-    if progress.stage == "downloading" and progress.total_bytes:
-        filled = min(width, int(width * progress.done_bytes / progress.total_bytes))
-        return "█" * filled + "░" * (width - filled)
-    index = STAGES.index(progress.stage) if progress.stage in STAGES else 0
-    return " → ".join(f"**{s}**" if i == index else s for i, s in enumerate(STAGES) if s != "downloading" or index == 1)

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
 import gc
 import logging
@@ -25,7 +24,7 @@ import torch
 from bot.inference.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE, BatchingModel
 from bot.inference.masked_lm import MaskedLM
 from bot.inference.progress import LoadProgress, ProgressCallback
-from bot.inference.types import FillRequest, FillResult
+from bot.inference.types import LoadedModel, ModelState
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +32,6 @@ class Loader(Protocol):
     """Loads a checkpoint (blocking), reporting progress if it can."""
 
     def __call__(self, reference: str, *, progress: ProgressCallback | None = None) -> MaskedLM: ...
-
-
-class ModelState(enum.Enum):
-    LOADED = "loaded"
-    LOADING = "loading"
-    NOT_LOADED = "not loaded"
 
 
 class ModelRegistry:
@@ -88,6 +81,15 @@ class ModelRegistry:
         """Loaded checkpoints, least recently used first."""
         return list(self._loaded)
 
+    def has_loaded(self, reference: str) -> bool:
+        return reference in self.load_seconds
+
+    def loaded_models(self) -> list[LoadedModel]:
+        return [
+            LoadedModel(name, model.lm.memory_bytes, model.queue_depth, model.requests_served)
+            for name, model in self._loaded.items()
+        ]
+
     # -- loading ---------------------------------------------------------------------------
 
     async def get(self, reference: str) -> BatchingModel:
@@ -112,10 +114,6 @@ class ModelRegistry:
         task = asyncio.get_running_loop().create_task(self.get(reference), name=f"preload:{reference}")
         task.add_done_callback(_log_preload_failure)
         return task
-
-    async def fill(self, reference: str, request: FillRequest) -> FillResult:
-        model = await self.get(reference)
-        return await model.fill(request)
 
     async def _load(self, reference: str) -> BatchingModel:
         started = time.perf_counter()
