@@ -8,9 +8,9 @@ member is typing (:mod:`bot.replies.model_list` shows both). No Discord import h
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 
+from bot.inference.checkpoint_policy import matches_allowed
 
 # Discord's caps on autocomplete: 25 choices, names and values of at most 100 characters.
 MAX_CHOICES = 25
@@ -114,11 +114,6 @@ def is_pattern(name: str) -> bool:
     return any(ch in _GLOB_CHARS for ch in name)
 
 
-def _matches(checkpoint: str, pattern: str) -> bool:
-    # The same rule as bot.inference.checkpoint_policy.check_allowed: case-insensitive fnmatch.
-    return fnmatch.fnmatchcase(checkpoint.lower(), pattern.lower())
-
-
 def offered_models(allowed_models: tuple[str, ...]) -> list[CatalogEntry]:
     """What a server may pick from.
 
@@ -143,7 +138,7 @@ def offered_models(allowed_models: tuple[str, ...]) -> list[CatalogEntry]:
     for name in names:
         if is_pattern(name):
             for entry in CURATED:
-                if _matches(entry.checkpoint, name):
+                if matches_allowed(entry.checkpoint, name):
                     add(entry)
             add(CatalogEntry(name, "", "pattern: any Hub model whose id matches", is_pattern=True))
         else:

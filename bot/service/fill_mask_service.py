@@ -1,42 +1,60 @@
 """What the bot's commands do, independent of how they arrive (Discord or console).
 
-The service ties the inference core to per-server settings: which checkpoint a server
+The service ties an inference backend to per-server settings: which checkpoint a server
 uses, filling a sentence with it, and switching it. It raises
-:class:`~bot.inference.errors.FillMaskError` with a friendly message for anything the user can act on.
+:class:`~bot.inference.errors.FillMaskError` with a friendly message for anything the user
+can act on, and renders nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.inference.batching import BatchingModel, ModelClosedError
+from bot.inference.checkpoint_policy import (
+    CheckpointPolicy,
+    canonical_reference,
+    check_allowed,
+    is_local_reference,
+)
 from bot.inference.errors import (
     CheckpointError,
     FillMaskError,
     InvalidRequestError,
+    ModelClosedError,
     NoMaskError,
     TooManyMasksError,
+    TopKOutOfRangeError,
 )
 from bot.inference.masks import count_masks, normalize_masks, parse_fill_text, parse_targets
-from bot.inference.masked_lm import DEFAULT_MAX_MASKS
-from bot.inference.checkpoint_policy import CheckpointPolicy, canonical_reference, check_allowed
 from bot.inference.progress import LoadProgress
-from bot.inference.registry import ModelRegistry, ModelState
-from bot.inference.types import FillRequest, FillResult
-from bot.service.request_stats import RequestStats
-from bot.service.guild_settings import GuildSettingsStore, StorageError
+from bot.inference.types import (
+    DEFAULT_TOP_K,
+    MAX_MASKS,
+    MAX_TOP_K,
+    FillModel,
+    FillRequest,
+    FillResult,
+    InferenceBackend,
+    LoadedModel,
+    ModelState,
+)
+from bot.service.catalog import CatalogEntry, offered_models
+from bot.service.guild_settings import GuildSettings, StorageError
+from bot.service.model_cards import ModelCardCache, ModelCardInfo
+from bot.service.request_stats import LatencySummary, RequestStats
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOP_K = 5
-MAX_TOP_K = 10
 # Longer than any Discord message can be; stops absurd console or API input early.
 MAX_TEXT_CHARS = 4000
 # Progress of a long `model set` is reported at most this often (seconds).
 PROGRESS_INTERVAL = 1.0
+DEFAULT_MAX_CONCURRENT_PER_GUILD = 8
 
 
 class SettingsUnavailableError(FillMaskError):
@@ -51,6 +69,13 @@ class ServerModelUnavailableError(FillMaskError):
     pass
 
 
+class ServerBusyError(FillMaskError):
+    title = "Busy"
+
+    def __init__(self) -> None:
+        super().__init__("I'm busy with this server's other requests; try again in a few seconds.")
+
+
 @dataclass(frozen=True, slots=True)
 class ModelStatus:
     checkpoint: str
@@ -59,29 +84,56 @@ class ModelStatus:
     mask_token: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class FillAnswer:
+    result: FillResult
+    # The sentence as the user typed it, without the inline options (what a reply quotes).
+    typed_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSnapshot:
+    uptime: float
+    served: int
+    refused: int
+    latency: LatencySummary
+    loaded: list[LoadedModel]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedModels:
+    entries: list[CatalogEntry]
+    loaded: list[str]
+    default: str
+
+
 class FillMaskService:
     def __init__(
         self,
-        registry: ModelRegistry,
-        store: GuildSettingsStore | None,
+        registry: InferenceBackend,
+        store: GuildSettings,
         *,
         default_model: str,
-        policy: CheckpointPolicy = CheckpointPolicy(),
-        max_masks: int = DEFAULT_MAX_MASKS,
+        policy: CheckpointPolicy | None = None,
+        max_masks: int = MAX_MASKS,
+        max_concurrent_per_guild: int = DEFAULT_MAX_CONCURRENT_PER_GUILD,
     ) -> None:
         self.registry = registry
-        # None when the database could not be opened: every server then uses the default.
         self.store = store
         self.default_model = canonical_reference(default_model)
-        self.policy = policy
+        self.policy = policy if policy is not None else CheckpointPolicy()
         self.max_masks = max_masks
+        self.max_concurrent_per_guild = max_concurrent_per_guild
         self.stats = RequestStats()
+        # Model cards change rarely: bounded, ten minutes, one Hub request per name at a time.
+        self.model_cards = ModelCardCache()
+        self._fills_in_flight: Counter[int | None] = Counter()
 
     # -- which checkpoint --------------------------------------------------------------------
 
     async def checkpoint_for(self, guild_id: int | None) -> str:
         """The server's chosen checkpoint, or the default (also in DMs and when storage fails)."""
-        if guild_id is None or self.store is None:
+        if guild_id is None:
             return self.default_model
         try:
             return await self.store.get_checkpoint(guild_id) or self.default_model
@@ -103,7 +155,26 @@ class FillMaskService:
             mask_token=loaded.mask_token if loaded is not None else None,
         )
 
+    def default_model_has_loaded(self) -> bool:
+        """Loaded once since the start: later evictions (MAX_LOADED_MODELS) are normal operation."""
+        return self.registry.state(self.default_model) is ModelState.LOADED or self.registry.has_loaded(self.default_model)
+
     # -- fill ------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def fill_slot(self, guild_id: int | None) -> AsyncIterator[None]:
+        """Hold one of the server's concurrent fills; refuses with :class:`ServerBusyError` when
+        the server already has ``max_concurrent_per_guild`` in flight."""
+        if self._fills_in_flight[guild_id] >= self.max_concurrent_per_guild:
+            self.stats.record_failure()
+            raise ServerBusyError()
+        self._fills_in_flight[guild_id] += 1
+        try:
+            yield
+        finally:
+            self._fills_in_flight[guild_id] -= 1
+            if not self._fills_in_flight[guild_id]:
+                del self._fills_in_flight[guild_id]
 
     async def fill(
         self,
@@ -113,6 +184,17 @@ class FillMaskService:
         top_k: int | None = None,
         targets: str | None = None,
     ) -> FillResult:
+        """Complete ``raw_text`` with the server's checkpoint (see :meth:`answer`)."""
+        return (await self.answer(guild_id, raw_text, top_k=top_k, targets=targets)).result
+
+    async def answer(
+        self,
+        guild_id: int | None,
+        raw_text: str,
+        *,
+        top_k: int | None = None,
+        targets: str | None = None,
+    ) -> FillAnswer:
         """Complete ``raw_text`` with the server's checkpoint.
 
         ``raw_text`` may carry inline options (``k=3 ... | word, word``, see
@@ -123,7 +205,7 @@ class FillMaskService:
         parsed = parse_fill_text(raw_text)
         k = top_k if top_k is not None else parsed.top_k if parsed.top_k is not None else DEFAULT_TOP_K
         if not 1 <= k <= MAX_TOP_K:
-            raise InvalidRequestError(f"`top_k` must be a whole number from 1 to {MAX_TOP_K}.")
+            raise TopKOutOfRangeError()
         wanted = parse_targets(targets) if targets is not None else parsed.targets
         if not parsed.text:
             raise NoMaskError("<mask>")
@@ -147,9 +229,17 @@ class FillMaskService:
             self.stats.record_failure()
             raise
         self.stats.record(result.elapsed)
-        return result
+        log.info(
+            "fill guild=%s checkpoint=%s masks=%d batch=%d latency_ms=%.0f",
+            guild_id,
+            result.checkpoint,
+            len(result.masks),
+            result.batch_size,
+            result.elapsed * 1000,
+        )
+        return FillAnswer(result, parsed.text)
 
-    async def _model(self, checkpoint: str) -> BatchingModel:
+    async def _model(self, checkpoint: str) -> FillModel:
         try:
             return await self.registry.get(checkpoint)
         except CheckpointError as exc:
@@ -177,8 +267,6 @@ class FillMaskService:
         else:
             checkpoint = self.default_model
         model = await self._load_reporting(checkpoint, on_progress)  # CheckpointError: the old choice stays
-        if self.store is None:
-            raise SettingsUnavailableError()
         try:
             await self.store.set_checkpoint(guild_id, checkpoint, updated_by=user_id)
         except StorageError:
@@ -189,7 +277,7 @@ class FillMaskService:
 
     async def _load_reporting(
         self, checkpoint: str, on_progress: Callable[[LoadProgress], Awaitable[None]] | None
-    ) -> BatchingModel:
+    ) -> FillModel:
         loading = asyncio.ensure_future(self.registry.get(checkpoint))
         last: LoadProgress | None = None
         try:
@@ -209,8 +297,6 @@ class FillMaskService:
                 loading.cancel()  # the registry's shared load is shielded and goes on
 
     async def reset_checkpoint(self, guild_id: int) -> ModelStatus:
-        if self.store is None:
-            raise SettingsUnavailableError()
         try:
             await self.store.clear_checkpoint(guild_id)
         except StorageError:
@@ -218,3 +304,34 @@ class FillMaskService:
             raise SettingsUnavailableError() from None
         log.info("guild %s back to the default model", guild_id)
         return await self.status(guild_id)
+
+    # -- information -----------------------------------------------------------------------
+
+    def offered_models(self) -> OfferedModels:
+        """What a server may pick from, which of it is loaded, and the default."""
+        return OfferedModels(offered_models(self.policy.allowed_models), self.registry.loaded, self.default_model)
+
+    async def model_card_target(self, guild_id: int | None, checkpoint: str | None) -> str:
+        """Which checkpoint ``model info`` describes: the one named, or the server's own.
+
+        Reading a card is harmless, so any well-formed Hub id is fine; local folders stay
+        behind the owner's policy.
+        """
+        current = await self.checkpoint_for(guild_id)
+        target = checkpoint.strip() if checkpoint and checkpoint.strip() else current
+        if canonical_reference(target) in (current, self.default_model):
+            return target
+        return check_allowed(target, self.policy if is_local_reference(target) else CheckpointPolicy())
+
+    async def model_card(self, checkpoint: str) -> ModelCardInfo:
+        """What ``checkpoint``'s model card says (from :meth:`model_card_target`); never raises."""
+        return await self.model_cards.get(checkpoint, local=is_local_reference(checkpoint))
+
+    def stats_snapshot(self) -> StatsSnapshot:
+        return StatsSnapshot(
+            uptime=self.stats.uptime,
+            served=self.stats.served,
+            refused=self.stats.failed,
+            latency=self.stats.latency(),
+            loaded=self.registry.loaded_models(),
+        )

@@ -1,12 +1,16 @@
-"""Per-server settings in SQLite: which checkpoint each server uses.
+"""Per-server settings: which checkpoint each server uses.
+
+:class:`GuildSettings` is the interface the service uses; :class:`SqliteGuildSettings` is the
+embedded implementation, and :class:`DefaultOnlySettings` stands in when no database can be
+opened (every server uses the default model, and changes are refused).
 
 SQLite in WAL mode; each change is its own transaction, committed before the caller is told
 it succeeded, so an acknowledged change survives a crash. The schema carries a version
 (``PRAGMA user_version``) and is migrated forward on open. All database work runs on one
 dedicated thread: the event loop never waits on disk.
 
-Guild ids are stored as INTEGER and always passed as ``int`` (a JSON store keyed by
-``str`` vs ``int`` loses settings across restarts: gradio-discord-bot's bug).
+Guild ids are stored as INTEGER and always passed as ``int``: a store keyed by ``str`` in one
+place and ``int`` in another loses settings across restarts.
 """
 
 from __future__ import annotations
@@ -19,22 +23,24 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Each entry upgrades the schema from version i to i + 1.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE guild_settings (
-        guild_id   INTEGER PRIMARY KEY,
-        checkpoint TEXT    NOT NULL,
-        updated_by INTEGER,
-        updated_at REAL    NOT NULL
-    );
-    """,
+# Entry i upgrades the schema from version i to i + 1: its statements run in one transaction.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE guild_settings (
+            guild_id   INTEGER PRIMARY KEY,
+            checkpoint TEXT    NOT NULL,
+            updated_by INTEGER,
+            updated_at REAL    NOT NULL
+        )
+        """,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -43,8 +49,46 @@ class StorageError(Exception):
     """The settings database cannot be used (locked, read-only, corrupt, newer schema)."""
 
 
-class GuildSettingsStore:
-    """Async access to the per-server settings table, with an in-memory read cache."""
+class GuildSettings(Protocol):
+    """Where each server's choice of checkpoint lives. Writes return once they are durable."""
+
+    async def get_checkpoint(self, guild_id: int) -> str | None:
+        """The checkpoint the server chose, or None for the default."""
+        ...
+
+    async def set_checkpoint(self, guild_id: int, checkpoint: str, *, updated_by: int | None = None) -> None: ...
+
+    async def clear_checkpoint(self, guild_id: int) -> None: ...
+
+    async def count_guilds_per_checkpoint(self) -> dict[str, int]: ...
+
+    async def close(self) -> None: ...
+
+
+class DefaultOnlySettings:
+    """No settings database: every server uses the default, and changes raise :class:`StorageError`."""
+
+    def __init__(self, reason: str = "the settings database is unavailable") -> None:
+        self.reason = reason
+
+    async def get_checkpoint(self, guild_id: int) -> str | None:
+        return None
+
+    async def set_checkpoint(self, guild_id: int, checkpoint: str, *, updated_by: int | None = None) -> None:
+        raise StorageError(self.reason)
+
+    async def clear_checkpoint(self, guild_id: int) -> None:
+        raise StorageError(self.reason)
+
+    async def count_guilds_per_checkpoint(self) -> dict[str, int]:
+        return {}
+
+    async def close(self) -> None:
+        return None
+
+
+class SqliteGuildSettings:
+    """Async access to the per-server settings table in SQLite, with an in-memory read cache."""
 
     def __init__(self, path: Path | str, *, timeout: float = 5.0) -> None:
         self.path = Path(path)
@@ -56,7 +100,7 @@ class GuildSettingsStore:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def open(self) -> GuildSettingsStore:
+    async def open(self) -> SqliteGuildSettings:
         await self._run(self._open_sync)
         return self
 
@@ -65,7 +109,7 @@ class GuildSettingsStore:
             await self._run(self._close_sync)
         self._executor.shutdown(wait=True)
 
-    async def __aenter__(self) -> GuildSettingsStore:
+    async def __aenter__(self) -> SqliteGuildSettings:
         return await self.open()
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -129,7 +173,7 @@ class GuildSettingsStore:
             raise StorageError(f"database schema v{version} is newer than this bot (v{SCHEMA_VERSION})")
         for target in range(version, SCHEMA_VERSION):
             with _transaction(connection):
-                for statement in filter(str.strip, MIGRATIONS[target].split(";")):
+                for statement in MIGRATIONS[target]:
                     connection.execute(statement)
                 connection.execute(f"PRAGMA user_version = {target + 1}")
             log.info("migrated settings database to schema v%d", target + 1)

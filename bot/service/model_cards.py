@@ -2,26 +2,37 @@
 
 A Hugging Face model card is a markdown file with an optional YAML header (between leading
 ``---`` lines) holding metadata: ``pipeline_tag``, ``language``, ``license``, ``datasets``...
-:func:`load_model_card` fetches it (from the Hub, or from a local checkpoint folder),
+:func:`load_model_card` fetches it (from the Hub, or from a local checkpoint folder) and
 :func:`parse_model_card` pulls out the metadata, the first paragraph of prose and the sections
-on limitations, biases and risks, and :func:`model_info_card` turns that into a reply card.
+on limitations, biases and risks. The reply built from it lives in :mod:`bot.replies.model_card`.
+
+The header is read by huggingface_hub's :class:`~huggingface_hub.ModelCard` (the Hub's own
+pattern for finding it), the markdown by markdown-it (CommonMark, plus tables).
 
 Everything in a model card was written by strangers: it is parsed without ever raising, and
-escaped (:func:`bot.replies.reply.escape`) before it goes in a card. No Discord import here.
+escaped by the reply layer. No Discord import here.
 
-:func:`load_model_card` is blocking (network and disk): callers on the event loop run it in a
-thread, e.g. ``await asyncio.to_thread(load_model_card, checkpoint, local=False)``.
+:func:`load_model_card` is blocking (network and disk); :class:`ModelCardCache` runs it in a
+thread, shares one fetch between concurrent callers and keeps the result a while.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from async_lru import alru_cache
+from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import errors as hub_errors
+from huggingface_hub.repocard import REGEX_YAML_BLOCK
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from bot.inference.checkpoint_policy import is_hub_id, is_local_reference
 
@@ -39,6 +50,22 @@ _MAX_BLOCKS = 50
 _MAX_PARAGRAPHS = 500
 _MAX_SECTIONS = 2000
 
+# markdown-it is linear, but slow in Python: about 4 µs per block token and 10 µs per character
+# of dense inline markup. These bound the work on a hostile 1 MB card to about a second.
+_CHUNK = 32_768  # characters of markdown parsed at a time, so parsing stops once we have enough
+# Block tokens and lines read per card (including lines read again, see _block_tokens); a
+# long card of prose has a few thousand of each.
+_MAX_TOKENS = 60_000
+_MAX_LINES = 60_000
+_HEADING_SOURCE = 1000  # characters of a heading's markdown read
+_SUMMARY_SOURCE = 4 * _MAX_SUMMARY  # characters of a paragraph's markdown read for the summary
+_LIMITATION_SOURCE = 2 * _MAX_LIMITATIONS  # ... and for the limitations
+# Characters of inline markup (links, emphasis, HTML...) parsed per card for each part;
+# text without any markup costs nothing.
+_HEADING_WORK = 16_000
+_SUMMARY_WORK = 24_000
+_LIMITATION_WORK = 40_000
+
 
 # Section headings whose text is shown as "Limitations and biases" (matched case-insensitively
 # anywhere in the heading, so "Bias, Risks, and Limitations" and "Intended uses & limitations" match).
@@ -55,33 +82,25 @@ _TASKS = frozenset(
     }
 )  # fmt: skip
 
-# Every pattern below stops at the next character that could start another match ("[", "<",
-# "*"...) or after a few hundred characters, so a hostile card cannot make matching quadratic.
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
-_MD_IMAGE = re.compile(r"!\[[^\[\]\n]{0,300}\](?:\([^()\[\]\n]{0,500}\)|\[[^\[\]\n]{0,100}\])")
-_HTML_IMAGE = re.compile(r"<(?:img|picture|source|svg)\b[^<>]{0,1000}>|</(?:picture|svg)>", re.I)
-_EMPTY_LINK = re.compile(r"\[[ \t]{0,10}\]\([^()\[\]\n]{0,500}\)")
-# Only known HTML tags are removed: a fill-mask card's prose says "<mask>", which must stay.
-_HTML_TAG = re.compile(
-    r"</?(?:a|abbr|b|big|blockquote|br|center|code|dd|details|div|dl|dt|em|font|h[1-6]|hr|i|kbd|li|"
-    r"ol|p|pre|small|span|strong|sub|summary|sup|table|tbody|td|th|thead|tr|tt|u|ul)\b[^<>\n]{0,500}>",
-    re.I,
-)
-_LINK = re.compile(r"\[([^\[\]\n]{1,300})\]\([^)\[\]\n]{0,500}\)")
-_REF_LINK = re.compile(r"\[([^\[\]\n]{1,300})\]\[[^\[\]\n]{0,100}\]")
-_AUTOLINK = re.compile(r"<(https?://[^<>\s]{1,500})>")
-_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\[\]\n]{1,300}\]:[ \t]+\S")
-_BOLD = re.compile(r"\*\*(?=\S)([^*\n]{1,300}?)(?<=\S)\*\*|(?<!\w)__(?=\S)([^_\n]{1,300}?)(?<=\S)__(?!\w)")
-_ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]{1,300}?)(?<=\S)\*(?![\w*])")
-_INLINE_CODE = re.compile(r"`{1,3}([^`\n]{1,300})`{1,3}")
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
-_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_RULE = re.compile(r"^ {0,3}([-*_])(?:[ \t]{0,3}\1){2,}[ \t]*$")
-_LIST_ITEM = re.compile(r"^[ \t]{0,12}(?:[-*+]|\d{1,3}[.)])[ \t]")
+# Inline HTML with one of these tag names is dropped; any other "tag" is text: a fill-mask
+# card's prose says "<mask>" (or "<s>"), which must stay.
+_HTML_TAGS = frozenset(
+    {
+        "a", "abbr", "b", "big", "blockquote", "br", "center", "code", "dd", "details", "div", "dl",
+        "dt", "em", "font", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol",
+        "p", "picture", "pre", "small", "source", "span", "strong", "sub", "summary", "sup", "svg",
+        "table", "tbody", "td", "th", "thead", "tr", "tt", "u", "ul",
+    }
+)  # fmt: skip
+_TAG_NAME = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)")
+# A character that may start inline markup; text without any is taken as it is.
+_INLINE_MARKUP = re.compile(r"[\\`*_\[<&!]")
 _PLACEHOLDER = re.compile(r"^\[?[ \t]{0,5}more information needed[ \t]{0,5}\]?\.?$", re.I)
-_BLANK_RUNS = re.compile(r"\n{3,}")
 _USAGE_HEADING = re.compile(r"how to use|usage|example|getting started|code|install", re.I)
+
+# CommonMark with raw HTML recognised (so it can be dropped) and tables (so they can be skipped).
+# Inline content is parsed lazily (core rule "inline" off): only what may be shown is.
+_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable("table").disable("inline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +154,7 @@ def parse_model_card(text: str, checkpoint: str, *, local: bool | None = None) -
     source = "local" if local else "hub"
     try:
         return _parse(text, checkpoint, url=url, source=source)
-    except Exception:  # noqa: BLE001 - a stranger's file must never break a command
+    except Exception:  # a stranger's file must never break a command
         log.exception("could not parse the model card of %s", checkpoint)
         return ModelCardInfo(checkpoint=checkpoint, url=url, source=source)
 
@@ -159,7 +178,7 @@ def _parse(text: str, checkpoint: str, *, url: str | None, source: str) -> Model
         license_ = ", ".join(licenses) or None
     datasets = _strings(metadata.get("datasets"))
 
-    sections = _sections(_strip_markup(body))
+    sections = _sections(body)
     limitations = _limitations(sections)
     summary = _summary(sections)
     return ModelCardInfo(
@@ -176,29 +195,44 @@ def _parse(text: str, checkpoint: str, *, url: str | None, source: str) -> Model
     )
 
 
+class _CardData(ModelCardData):
+    """ModelCardData without the work on what this bot never shows."""
+
+    def __init__(self, *, tags: Any = None, ignore_metadata_errors: bool = False, **kwargs: Any) -> None:
+        # Evaluation results: validated (and warned about) by ModelCardData, never shown here.
+        kwargs.pop("model-index", None)
+        kwargs.pop("eval_results", None)
+        super().__init__(ignore_metadata_errors=ignore_metadata_errors, **kwargs)
+        # ModelCardData de-duplicates tags with a list scan per tag: quadratic on a header of
+        # 50,000 tags. _strings de-duplicates the first _MAX_LIST_ITEMS in linear time.
+        self.tags = tags
+
+
+class _ModelCard(ModelCard):
+    card_data_class = _CardData
+
+
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
-    """The YAML header as a dict ({} if missing or invalid) and the markdown after it."""
-    lines = text.split("\n")
-    if not lines or lines[0].strip() != "---":
-        return {}, text
-    for index in range(1, len(lines)):
-        if lines[index].strip() in ("---", "..."):
-            header = "\n".join(lines[1:index])
-            return _load_yaml(header), "\n".join(lines[index + 1 :])
-    # An opening line with no closing one: no metadata, the rest is the card.
-    return {}, "\n".join(lines[1:])
+    """The YAML header as a dict ({} if missing, too big or invalid) and the markdown after it.
 
-
-def _load_yaml(header: str) -> dict[str, Any]:
-    if len(header) > _MAX_FRONT_MATTER:
-        return {}
+    The header is found with the Hub's own pattern and read by huggingface_hub's ModelCard.
+    Values keep the types YAML gave them (``language: no`` is False): see _scalar and _strings.
+    """
+    match = REGEX_YAML_BLOCK.search(text)
+    if match is None:
+        return {}, text  # ModelCard would only log a warning about the missing header
+    body = text[match.end() :]
+    if len(match.group(2)) > _MAX_FRONT_MATTER:
+        return {}, body
     try:
-        import yaml
-
-        data = yaml.safe_load(header)
-    except Exception:  # noqa: BLE001 - YAMLError, RecursionError, a missing parser...
-        return {}
-    return data if isinstance(data, dict) else {}
+        card = _ModelCard(text, ignore_metadata_errors=True)
+        # A card's data is its attributes; to_dict() would deep-copy a stranger's YAML.
+        metadata = {key: value for key, value in vars(card.data).items() if value is not None}
+        return metadata, card.text
+    except Exception:
+        # YAMLError, ValueError (not a mapping, a bad date, a 5000-digit number), TypeError
+        # (a key that is not a string), RecursionError (deep nesting)...: no metadata, same body.
+        return {}, body
 
 
 def _scalar(value: object) -> str | None:
@@ -225,68 +259,159 @@ def _strings(value: object, *, language: bool = False) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _strip_markup(body: str) -> str:
-    body = _COMMENT.sub("", body)
-    body = _MD_IMAGE.sub("", body)
-    body = _HTML_IMAGE.sub("", body)
-    body = _EMPTY_LINK.sub("", body)
-    return _HTML_TAG.sub("", body)
+@dataclass(slots=True)
+class _Budget:
+    """Characters of inline markup still to be parsed (see _INLINE_MARKUP)."""
+
+    chars: int
+
+
+def _render(token: Token | None, env: dict[str, Any], budget: _Budget, limit: int) -> str | None:
+    """A paragraph's or heading's inline markdown as plain text: the words of links and code,
+    no emphasis markers, images or known HTML tags; lines joined by spaces, without the
+    template's "[More Information Needed]" lines. None once the budget is spent."""
+    source = token.content[:limit] if token is not None else ""
+    if not _INLINE_MARKUP.search(source):
+        return _join_lines(source.split("\n"))
+    if budget.chars <= 0:
+        return None
+    budget.chars -= len(source)
+    children: list[Token] = []
+    _MARKDOWN.inline.parse(source, _MARKDOWN, env, children)
+    lines: list[list[str]] = [[]]
+    for child in children:
+        if child.type in ("text", "text_special", "code_inline"):
+            lines[-1].append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            lines.append([])
+        elif child.type == "html_inline":
+            name = _TAG_NAME.match(child.content)
+            if name and name.group(1).lower() not in _HTML_TAGS:
+                lines[-1].append(child.content)  # "<mask>": not HTML, but words of the card
+        # image: dropped with its alt text (a badge or a banner); links, emphasis: their markers
+    return _join_lines("".join(parts) for parts in lines)
+
+
+def _join_lines(lines: Iterable[str]) -> str:
+    words = (" ".join(line.split()) for line in lines)
+    return " ".join(line for line in words if line and not _PLACEHOLDER.match(line))
+
+
+@dataclass(slots=True)
+class _Block:
+    """A paragraph (or a heading inside a list or quote), its inline content not yet parsed."""
+
+    inline: Token
+    env: dict[str, Any]  # the card's link reference definitions
+    prefix: str  # how it starts in the limitations text: "- ", "  1. ", "> "...
+    in_list: bool  # never the summary; joined to a neighbouring list block by one line break
+    prose: bool  # may be the summary
+
+    def text(self, budget: _Budget, limit: int) -> str | None:
+        return _render(self.inline, self.env, budget, limit)
 
 
 @dataclass(slots=True)
 class _Section:
     level: int  # 0 for the text before the first heading
     heading: str
-    lines: list[str]  # its own lines, up to the next heading of any level
-    start: int
+    blocks: list[_Block] = field(default_factory=list)  # up to the next heading of any level
+
+
+def _block_tokens(body: str, env: dict[str, Any]) -> Iterator[Token]:
+    """The card's block tokens (inline content unparsed), a chunk at a time, so that parsing
+    stops when the caller has seen enough, or after about _MAX_TOKENS tokens or _MAX_LINES lines.
+
+    A chunk ends at a line break; its last top-level block may go on in the next chunk, so
+    parsing resumes at that block's first line. The blocks before it are complete: each
+    ended where the next began. ``env`` collects the link reference definitions.
+    """
+    offset = 0
+    size = _CHUNK
+    tokens_left = _MAX_TOKENS
+    lines_left = _MAX_LINES
+    while offset < len(body):
+        cut = body.find("\n", offset + size)
+        end = len(body) if cut < 0 else cut + 1
+        chunk = body[offset:end]
+        final = end == len(body)
+        lines = chunk.count("\n")
+        if lines >= lines_left:
+            chunk = chunk[: len(chunk) - len(chunk.split("\n", lines_left)[-1])]  # its first lines_left lines
+            final = True  # the rest of the card is not read
+        lines_left -= lines
+        tokens = _MARKDOWN.parse(chunk, env)
+        if final:
+            yield from tokens
+            return
+        # Where each top-level block starts: its index among the tokens, and its first line.
+        starts = [(index, token.map[0]) for index, token in enumerate(tokens) if token.level == 0 and token.map]
+        last, restart = starts[-1] if starts else (0, 0)
+        if restart == 0:
+            # One block (or link reference definitions, which make no tokens) fills the chunk
+            # and may go on after it: read more, unless that would go past the budget.
+            if 2 * len(tokens) > tokens_left:
+                yield from tokens  # the rest of that block, and of the card, is not read
+                return
+            size *= 2
+            continue
+        yield from tokens[:last]
+        tokens_left -= last
+        offset += len(chunk) - len(chunk.split("\n", restart)[-1])
+        size = _CHUNK
 
 
 def _sections(body: str) -> list[_Section]:
-    """The card split at its headings (ATX ``#`` and setext underlines), ignoring code blocks."""
-    sections = [_Section(0, "", [], 0)]
-    fence: str | None = None
-    lines = body.split("\n")
-    for number, line in enumerate(lines):
-        current = sections[-1]
-        opening = _FENCE.match(line)
-        if fence is not None:
-            if opening and opening.group(1)[0] == fence[0] and len(opening.group(1)) >= len(fence):
-                fence = None
-            current.lines.append(line)
+    """The card split at its top-level headings (ATX ``#`` and setext underlines alike).
+
+    Kept: paragraphs, in lists and block quotes too. Skipped: code (fenced or indented), raw
+    HTML blocks, tables, rules and link reference definitions (markdown-it reads those into
+    ``env``, where links find them).
+    """
+    env: dict[str, Any] = {}
+    sections = [_Section(0, "")]
+    heading_budget = _Budget(_HEADING_WORK)
+    lists = 0  # open lists
+    quotes = 0  # open block quotes
+    tables = 0  # open tables
+    in_heading = False  # in a heading inside a list or quote: text, but not prose
+    marker: str | None = None  # the marker of a list item whose first block is still to come
+    tokens = _block_tokens(body, env)
+    for token in tokens:
+        kind = token.type
+        if kind in ("table_open", "table_close"):
+            tables += 1 if kind == "table_open" else -1
+        elif tables:
             continue
-        if opening:
-            fence = opening.group(1)
-            current.lines.append(line)
-            continue
-        atx = _ATX.match(line)
-        if atx and len(sections) > _MAX_SECTIONS:
-            break  # a card with thousands of headings: the rest would never be shown
-        if atx:
-            sections.append(_Section(len(atx.group(1)), _inline(_atx_text(atx.group(2) or "")), [], number))
-            continue
-        underline = _SETEXT.match(line)
-        if (
-            underline
-            and current.lines
-            and current.lines[-1].strip()
-            and not _LIST_ITEM.match(current.lines[-1])
-            and not _RULE.match(current.lines[-1])
-            and (len(current.lines) == 1 or not current.lines[-2].strip())
-        ):
-            heading = current.lines.pop()
-            sections.append(_Section(1 if underline.group(1)[0] == "=" else 2, _inline(heading), [], number))
-            continue
-        current.lines.append(line)
+        elif kind == "heading_open" and not lists and not quotes:
+            if len(sections) > _MAX_SECTIONS:
+                break  # a card with thousands of headings: the rest would never be shown
+            inline = next(tokens, None)
+            heading = _render(inline, env, heading_budget, _HEADING_SOURCE)
+            if heading is None and inline is not None:
+                heading = " ".join(inline.content[:_HEADING_SOURCE].split())  # its words, to match
+            sections.append(_Section(int(token.tag[1:]), heading or ""))
+        elif kind in ("heading_open", "heading_close"):
+            in_heading = kind == "heading_open"
+        elif kind in ("bullet_list_open", "ordered_list_open", "bullet_list_close", "ordered_list_close"):
+            lists += 1 if kind.endswith("_open") else -1
+        elif kind == "list_item_open":
+            marker = f"{token.info}{token.markup}" if token.info else "-"
+        elif kind == "list_item_close":
+            marker = None  # an item of code only, or empty: its marker goes with it
+        elif kind in ("blockquote_open", "blockquote_close"):
+            quotes += 1 if kind == "blockquote_open" else -1
+        elif kind == "inline":
+            indent = "  " * min(max(lists - 1, 0), 2)
+            if marker is not None:
+                prefix = f"{indent}{marker} "
+            elif lists:
+                prefix = indent + "  "  # a list item's next paragraph
+            else:
+                prefix = "> " if quotes else ""
+            sections[-1].blocks.append(_Block(token, env, prefix, lists > 0, not lists and not in_heading))
+            marker = None
     return sections
-
-
-def _atx_text(text: str) -> str:
-    """An ATX heading's text without its optional closing hashes ("## Bias ##")."""
-    text = text.strip()
-    bare = text.rstrip("#")
-    if bare != text and (not bare or bare[-1] in " \t"):
-        text = bare.strip()
-    return text
 
 
 def _is_limitation_heading(heading: str) -> bool:
@@ -300,6 +425,7 @@ def _limitations(sections: list[_Section]) -> str:
     Within a matching section, its own text comes first, then the subsections that match
     too, then the others (usage examples and code left out).
     """
+    budget = _Budget(_LIMITATION_WORK)
     blocks: list[tuple[str, str]] = []
     kept = 0
     index = 0
@@ -313,12 +439,13 @@ def _limitations(sections: list[_Section]) -> str:
         index += 1
         while index < len(sections) and sections[index].level > section.level:
             sub = sections[index]
-            sub_text = _tidy_block(sub.lines)
-            if sub_text and (_is_limitation_heading(sub.heading) or not _USAGE_HEADING.search(sub.heading)):
-                labelled = f"{sub.heading}:\n{sub_text}" if sub.heading else sub_text
-                (matching if _is_limitation_heading(sub.heading) else others).append(labelled)
+            if _is_limitation_heading(sub.heading) or not _USAGE_HEADING.search(sub.heading):
+                sub_text = _section_text(sub.blocks, budget)
+                if sub_text:
+                    labelled = f"{sub.heading}:\n{sub_text}" if sub.heading else sub_text
+                    (matching if _is_limitation_heading(sub.heading) else others).append(labelled)
             index += 1
-        text = "\n\n".join(p for p in (_tidy_block(section.lines), *matching, *others) if p)
+        text = "\n\n".join(p for p in (_section_text(section.blocks, budget), *matching, *others) if p)
         if text:
             blocks.append((section.heading, text))
             kept += len(text)
@@ -329,8 +456,31 @@ def _limitations(sections: list[_Section]) -> str:
     return "\n\n".join(f"{heading}:\n{text}" for heading, text in blocks)
 
 
+def _section_text(blocks: list[_Block], budget: _Budget, limit: int = _MAX_LIMITATIONS) -> str:
+    """A section's blocks as readable text: paragraphs apart, list items one a line with their
+    markers. Stops after about ``limit`` characters."""
+    out: list[str] = []
+    length = 0
+    previous_in_list = False
+    for block in blocks:
+        if length > limit:
+            break
+        text = block.text(budget, _LIMITATION_SOURCE)
+        if text is None:
+            break
+        if not text:
+            continue
+        if out:
+            out.append("\n" if block.in_list and previous_in_list else "\n\n")
+        out.append(block.prefix + text)
+        length += len(block.prefix) + len(text) + 2
+        previous_in_list = block.in_list
+    return "".join(out).strip()
+
+
 def _summary(sections: list[_Section]) -> str:
     """The first paragraph of prose outside the limitation sections."""
+    budget = _Budget(_SUMMARY_WORK)
     inside_limits = 0  # level of the limitations section we are in, 0 if none
     examined = 0
     for section in sections:
@@ -339,7 +489,14 @@ def _summary(sections: list[_Section]) -> str:
         inside_limits = section.level if section.level and _is_limitation_heading(section.heading) else 0
         if inside_limits:
             continue
-        for paragraph in _paragraphs(section.lines):
+        for block in section.blocks:
+            if not block.prose:
+                continue
+            paragraph = block.text(budget, _SUMMARY_SOURCE)
+            if paragraph is None:
+                return ""  # the top of the card had no prose
+            if not paragraph:
+                continue
             if len(paragraph.split()) >= 4 and any(ch.isalpha() for ch in paragraph):
                 return paragraph
             examined += 1
@@ -348,116 +505,54 @@ def _summary(sections: list[_Section]) -> str:
     return ""
 
 
-def _paragraphs(lines: list[str]) -> Iterator[str]:
-    """Blocks of prose lines (no code, tables, lists, rules or link definitions), joined by spaces."""
-    current: list[str] = []
-    length = 0
-    fence: str | None = None
-    skip_block = False
-    for line in lines:
-        opening = _FENCE.match(line)
-        if fence is not None:
-            if opening and opening.group(1)[0] == fence[0]:
-                fence = None
-            continue
-        stripped = line.strip()
-        if opening or not stripped:
-            if current and not skip_block:
-                yield " ".join(current)
-            current, length, skip_block = [], 0, False
-            if opening:
-                fence = opening.group(1)
-            continue
-        if skip_block:
-            continue
-        if stripped.startswith("|") or _RULE.match(line) or _LINK_DEFINITION.match(line) or _PLACEHOLDER.match(stripped):
-            skip_block = True
-            continue
-        if not current and _LIST_ITEM.match(line):
-            skip_block = True
-            continue
-        if length > _MAX_SUMMARY:
-            continue  # long enough: the rest of the paragraph is never shown
-        text = _inline(stripped.lstrip(">").strip())
-        if text:
-            current.append(text)
-            length += len(text) + 1
-    if current and not skip_block:
-        yield " ".join(current)
-
-
-def _inline(text: str) -> str:
-    """Markdown inline syntax reduced to its text: links to their words, no emphasis markers."""
-    if not any(ch in text for ch in "[<`*_"):
-        return " ".join(text.split())
-    text = _LINK.sub(r"\1", text)
-    text = _REF_LINK.sub(r"\1", text)
-    text = _AUTOLINK.sub(r"\1", text)
-    text = _INLINE_CODE.sub(r"\1", text)
-    text = _BOLD.sub(lambda m: m.group(1) or m.group(2), text)
-    text = _ITALIC.sub(r"\1", text)
-    return " ".join(text.split())
-
-
-def _tidy_block(lines: list[str], budget: int = _MAX_LIMITATIONS) -> str:
-    """A section's lines as readable text: inline markup reduced, code blocks dropped, soft line
-    breaks joined, blank runs collapsed. Stops after about ``budget`` characters."""
-    out: list[list[str]] = []
-    fence: str | None = None
-    length = 0
-    for line in lines:
-        if length > budget:
-            break
-        opening = _FENCE.match(line)
-        if fence is not None:
-            if opening and opening.group(1)[0] == fence[0]:
-                fence = None
-            continue
-        if opening:
-            fence = opening.group(1)
-            continue
-        stripped = line.strip()
-        if _RULE.match(line) or _LINK_DEFINITION.match(line) or _PLACEHOLDER.match(stripped):
-            continue
-        if not stripped:
-            out.append([])
-            continue
-        text = _inline(line)
-        length += len(text) + 1
-        starts_block = _LIST_ITEM.match(line) or stripped.startswith(("|", ">"))
-        if out and out[-1] and not starts_block and not out[-1][0].lstrip().startswith("|"):
-            out[-1].append(text)  # a soft line break inside a paragraph
-            continue
-        indent = line[: len(line) - len(line.lstrip())].replace("\t", "  ")
-        out.append([indent[:4] + text])
-    joined = "\n".join(" ".join(pieces).rstrip() for pieces in out)
-    return _BLANK_RUNS.sub("\n\n", joined).strip()
-
-
 # -- loading ---------------------------------------------------------------------------
+
+_UNREADABLE = "I couldn't read this model's card."
+_GATED = "This model is gated on the Hugging Face Hub: its card is only readable after accepting its terms."
+_NOT_FOUND = "There is no public model with this name on the Hugging Face Hub."
+_NO_COPY = "I can't reach the Hugging Face Hub right now, and I have no saved copy of this card."
+_NO_README = "This model has no card (README.md) on the Hugging Face Hub."
+_DISABLED = "This model has been disabled on the Hugging Face Hub."
+_NO_REVISION = "The Hugging Face Hub has no such version of this model."
+_RATE_LIMITED = "The Hugging Face Hub is limiting how often I can ask: try again in a few minutes."
+_HUB_DOWN = "The Hugging Face Hub is having trouble right now: try again later."
+_FORBIDDEN = "The Hugging Face Hub won't let me read this model's card."
+_UNREACHABLE = "I can't reach the Hugging Face Hub right now: try again later."
+_HUB_UNKNOWN = "I couldn't read this model's card from the Hugging Face Hub."
+# Failures that say nothing about the card: asking again later may well work.
+_TRANSIENT_PROBLEMS = frozenset({_UNREADABLE, _NO_COPY, _RATE_LIMITED, _HUB_DOWN, _UNREACHABLE, _HUB_UNKNOWN})
+
+# Transport failures (no answer from the Hub), matched by class name: huggingface_hub 2.x
+# raises httpx2's, 1.x httpx's (same names, unrelated classes), 0.x requests' ConnectionError
+# and Timeout (not the built-in ones).
+_TRANSPORT_ERRORS = frozenset({"TransportError", "TimeoutException", "ConnectionError", "Timeout"})
 
 
 def load_model_card(checkpoint: str, *, local: bool) -> ModelCardInfo:
     """Read and parse ``checkpoint``'s card: a local folder's README.md, or the Hub's.
 
-    Blocking (disk or network, up to the Hub client's timeouts): from async code, call
-    ``await asyncio.to_thread(load_model_card, checkpoint, local=...)``. Never raises: when
-    there is no card (missing README.md, unknown or gated model, offline, rate limit...), the
-    result has ``source="none"`` and a ``problem`` in plain words (details go to the log).
+    Blocking (disk or network, up to the Hub client's timeouts): from async code, use a
+    :class:`ModelCardCache`, or ``await asyncio.to_thread(load_model_card, checkpoint, local=...)``.
+    Never raises: when there is no card (missing README.md, unknown or gated model, offline,
+    rate limit...), the result has ``source="none"`` and a ``problem`` in plain words
+    (details go to the log).
     """
     try:
         if local:
             return _load_local(checkpoint)
         return _load_hub(checkpoint)
-    except Exception:  # noqa: BLE001 - last resort: a card must never break a command
+    except Exception:  # last resort: a card must never break a command
         log.exception("reading the model card of %s failed", checkpoint)
-        return _no_card(checkpoint, "I couldn't read this model's card.", local=local)
+        return _no_card(checkpoint, _UNREADABLE, local=local)
+
+
+def is_transient_failure(info: ModelCardInfo) -> bool:
+    """Whether ``info`` is "no card" for a reason that may pass (Hub unreachable, rate limit...)."""
+    return info.source == "none" and info.problem in _TRANSIENT_PROBLEMS
 
 
 def _no_card(checkpoint: str, problem: str, *, local: bool) -> ModelCardInfo:
-    return ModelCardInfo(
-        checkpoint=checkpoint, url=None if local else hub_url(checkpoint), source="none", problem=problem
-    )
+    return ModelCardInfo(checkpoint=checkpoint, url=None if local else hub_url(checkpoint), source="none", problem=problem)
 
 
 def _read_capped(path: str | os.PathLike[str]) -> str:
@@ -492,38 +587,127 @@ def _load_hub(checkpoint: str) -> ModelCardInfo:
     try:
         path = huggingface_hub.hf_hub_download(repo_id=checkpoint, filename="README.md")
         text = _read_capped(path)
-    except Exception as exc:  # noqa: BLE001 - every Hub failure becomes a sentence
+    except Exception as exc:  # every Hub failure becomes a sentence
         log.info("no Hub model card for %s: %s: %s", checkpoint, type(exc).__name__, exc)
         return _no_card(checkpoint, hub_problem(exc), local=False)
     return parse_model_card(text, checkpoint, local=False)
 
 
-def _class_names(exc: BaseException) -> set[str]:
-    return {cls.__name__ for cls in type(exc).__mro__}
-
-
 def hub_problem(exc: BaseException) -> str:
     """A Hub download failure in plain words (no exception text: it may hold URLs or tokens)."""
-    names = _class_names(exc)
-    if "GatedRepoError" in names:
-        return "This model is gated on the Hugging Face Hub: its card is only readable after accepting its terms."
-    if "RepositoryNotFoundError" in names:
-        return "There is no public model with this name on the Hugging Face Hub."
-    if names & {"LocalEntryNotFoundError", "OfflineModeIsEnabled"}:
-        return "I can't reach the Hugging Face Hub right now, and I have no saved copy of this card."
-    if names & {"RemoteEntryNotFoundError", "EntryNotFoundError"}:
-        return "This model has no card (README.md) on the Hugging Face Hub."
-    if "DisabledRepoError" in names:
-        return "This model has been disabled on the Hugging Face Hub."
-    if "RevisionNotFoundError" in names:
-        return "The Hugging Face Hub has no such version of this model."
-    status = getattr(getattr(exc, "response", None), "status_code", None)
+    # Subclasses before their bases: GatedRepoError is a RepositoryNotFoundError, and
+    # LocalEntryNotFoundError an EntryNotFoundError (RemoteEntryNotFoundError is one too).
+    if isinstance(exc, hub_errors.GatedRepoError):
+        return _GATED
+    if isinstance(exc, hub_errors.RepositoryNotFoundError):
+        return _NOT_FOUND
+    if isinstance(exc, hub_errors.LocalEntryNotFoundError):
+        # Nothing cached and the Hub not asked or not answering; when the Hub did answer
+        # (429, 5xx, 403), hf_hub_download raises this from that answer.
+        return _status_problem(exc.__cause__) or _NO_COPY
+    if isinstance(exc, hub_errors.OfflineModeIsEnabled):
+        return _NO_COPY
+    if isinstance(exc, hub_errors.EntryNotFoundError):
+        return _NO_README
+    if isinstance(exc, hub_errors.DisabledRepoError):
+        return _DISABLED
+    if isinstance(exc, hub_errors.RevisionNotFoundError):
+        return _NO_REVISION
+    problem = _status_problem(exc)
+    if problem:
+        return problem
+    if isinstance(exc, (ConnectionError, TimeoutError)) or {c.__name__ for c in type(exc).__mro__} & _TRANSPORT_ERRORS:
+        return _UNREACHABLE
+    return _HUB_UNKNOWN
+
+
+def _status_problem(exc: BaseException | None) -> str | None:
+    """What the Hub's HTTP answer says, for the statuses that tell something."""
+    if not isinstance(exc, hub_errors.HfHubHTTPError):
+        return None
+    status = getattr(exc.response, "status_code", None)
+    if not isinstance(status, int):
+        return None
     if status == 429:
-        return "The Hugging Face Hub is limiting how often I can ask: try again in a few minutes."
-    if isinstance(status, int) and status >= 500:
-        return "The Hugging Face Hub is having trouble right now: try again later."
-    if isinstance(status, int) and status in (401, 403):
-        return "The Hugging Face Hub won't let me read this model's card."
-    if names & {"TimeoutException", "TransportError", "ConnectError", "ConnectionError", "TimeoutError"}:
-        return "I can't reach the Hugging Face Hub right now: try again later."
-    return "I couldn't read this model's card from the Hugging Face Hub."
+        return _RATE_LIMITED
+    if status >= 500:
+        return _HUB_DOWN
+    if status in (401, 403):
+        return _FORBIDDEN
+    return None
+
+
+# -- caching ---------------------------------------------------------------------------
+
+
+class CardLoader(Protocol):
+    def __call__(self, checkpoint: str, *, local: bool) -> ModelCardInfo: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    info: ModelCardInfo
+    retry_at: float | None  # loop time after which a transient failure is fetched again
+
+
+class ModelCardCache:
+    """Model cards by name, each fetched once and kept a while; one instance per event loop.
+
+    ``await cache.get(checkpoint, local=...)`` runs :func:`load_model_card` in a thread. Callers
+    asking for the same card while it is being fetched share that fetch. At most ``maxsize``
+    cards are kept (the least recently used go first), each ``ttl`` seconds from its fetch.
+
+    A transient failure (Hub unreachable, rate limit, Hub errors: see :func:`is_transient_failure`)
+    is kept only ``retry_after`` seconds: not for ``ttl``, as the card may be readable a minute
+    later; but not zero either, as each such fetch holds a thread through the Hub client's
+    retries (about 23 s of back-off on a 429 or a 5xx, plus its timeouts), so a burst of
+    commands while the Hub is down would hold a thread each, and ask a rate-limiting Hub again.
+    """
+
+    def __init__(
+        self,
+        *,
+        maxsize: int = 256,
+        ttl: float = 600.0,
+        retry_after: float = 30.0,
+        loader: CardLoader | None = None,
+    ) -> None:
+        self._loader = loader
+        self._retry_after = retry_after
+        # async-lru: entries keyed by the arguments; an entry whose fetch raised or was
+        # cancelled is dropped; each entry's ttl runs from the end of its fetch.
+        self._fetch_cached = alru_cache(maxsize=maxsize, ttl=ttl)(self._fetch)
+
+    async def get(self, checkpoint: str, *, local: bool) -> ModelCardInfo:
+        """``checkpoint``'s card, from the cache or fetched. Raises only once closed (RuntimeError)."""
+        entry = await self._fetch_cached(checkpoint, local)
+        if entry.retry_at is not None and asyncio.get_running_loop().time() >= entry.retry_at:
+            # No await between finding the stale entry and starting its replacement, so
+            # concurrent callers find the new fetch and share it.
+            self._fetch_cached.cache_invalidate(checkpoint, local)
+            entry = await self._fetch_cached(checkpoint, local)
+        return entry.info
+
+    def invalidate(self, checkpoint: str, *, local: bool) -> bool:
+        """Forget ``checkpoint``'s card (e.g. its README.md changed); whether it was kept."""
+        return self._fetch_cached.cache_invalidate(checkpoint, local)
+
+    def clear(self) -> None:
+        self._fetch_cached.cache_clear()
+
+    def __len__(self) -> int:
+        return self._fetch_cached.cache_info().currsize
+
+    async def close(self) -> None:
+        """Cancel the fetches in flight (their threads run to the end, unawaited) and refuse new ones."""
+        await self._fetch_cached.cache_close()
+
+    async def _fetch(self, checkpoint: str, local: bool) -> _Entry:
+        loader = self._loader or load_model_card
+        try:
+            info = await asyncio.to_thread(loader, checkpoint, local=local)
+        except Exception:  # a replaced loader, or no thread to run it in
+            log.exception("fetching the model card of %s failed", checkpoint)
+            info = _no_card(checkpoint, _UNREADABLE, local=local)
+        retry_at = asyncio.get_running_loop().time() + self._retry_after if is_transient_failure(info) else None
+        return _Entry(info, retry_at)
