@@ -1,18 +1,16 @@
-"""The models a server may pick from, as a reply grouped by language."""
+"""The models a server may pick from: the list as a reply grouped by language, and the
+names shown in ``model set``'s autocomplete."""
 
 from __future__ import annotations
 
+from bot.replies.markup import Code, Rich, Text, clean_text, join, markdown, rich, truncate
 from bot.replies.reply import (
     FIELD_COUNT_LIMIT,
     FIELD_NAME_LIMIT,
     FIELD_VALUE_LIMIT,
     TOTAL_LIMIT,
-    Card,
-    CardField,
-    clean_text,
-    code,
-    escape,
-    truncate,
+    Reply,
+    ReplyField,
 )
 from bot.service.catalog import MAX_CHOICES, CatalogEntry, autocomplete
 
@@ -37,90 +35,97 @@ def autocomplete_choices(current: str, offered: list[CatalogEntry], limit: int =
     return [(choice_name(entry), entry.checkpoint) for entry in autocomplete(current, offered, limit)]
 
 
-def _line(entry: CatalogEntry, loaded: set[str], default: str) -> str:
-    line = code(entry.checkpoint, 100)
+def _line(entry: CatalogEntry, loaded: set[str], default: str) -> Rich:
+    line: list[Rich] = [(Code(entry.checkpoint, 100),)]
     if entry.note:
-        line += f" — {escape(truncate(' '.join(entry.note.split()), 80))}"
+        line.append((" — ", Text(truncate(" ".join(entry.note.split()), 80))))
     key = entry.checkpoint.lower()
     if not entry.is_pattern:
         if key in loaded:
-            line += f" {LOADED_MARK}"
+            line.append((f" {LOADED_MARK}",))
         if key == default:
-            line += f" {DEFAULT_MARK}"
-    return line
+            line.append((f" {DEFAULT_MARK}",))
+    return rich(*line)
 
 
-def _group(entry: CatalogEntry) -> str:
+def _group(entry: CatalogEntry) -> Rich:
     if entry.is_pattern:
-        return PATTERN_GROUP
-    return escape(truncate(" ".join(entry.language.split()), 60)) if entry.language.strip() else OTHER_GROUP
+        return (PATTERN_GROUP,)
+    return (Text(truncate(" ".join(entry.language.split()), 60)),) if entry.language.strip() else (OTHER_GROUP,)
 
 
-def model_list_card(
+def model_list_reply(
     offered: list[CatalogEntry],
     loaded: list[str],
     default: str,
     *,
     set_command: str = "/model set",
     title: str = "Fill-mask models",
-) -> Card:
+) -> Reply:
     """The offered models grouped by language, marking the loaded ones and the default.
 
     Within Discord's limits: a group too long for one field continues in the next
     ("French (cont.)"); past 25 fields or 6000 characters the rest is counted ("… and N more").
+    Sizes are measured as Discord will see them (rendered, escapes included).
     """
     loaded_keys = {name.strip().lower() for name in loaded}
     default_key = default.strip().lower()
-    description_lines = [f"Pick one with `{set_command}` (needs Manage Server). {LOADED_MARK}: answers without waiting."]
-    description_lines.append(f"{DEFAULT_MARK}: {code(default, 100)}" + (f" {LOADED_MARK}" if default_key in loaded_keys else ""))
+    description_lines: list[Rich] = [
+        (f"Pick one with `{set_command}` (needs Manage Server). {LOADED_MARK}: answers without waiting.",),
+        (f"{DEFAULT_MARK}: ", Code(default, 100), f" {LOADED_MARK}" if default_key in loaded_keys else ""),
+    ]
     if any(entry.is_pattern for entry in offered):
-        description_lines.append("Any Hugging Face Hub id matching an allowed pattern works too.")
+        description_lines.append(("Any Hugging Face Hub id matching an allowed pattern works too.",))
     if not offered:
-        description_lines.append("No models are listed.")
-    description = "\n".join(description_lines)
+        description_lines.append(("No models are listed.",))
+    description = join(description_lines)
 
     # Order groups by first appearance, patterns last.
-    groups: dict[str, list[CatalogEntry]] = {}
+    groups: dict[Rich, list[CatalogEntry]] = {}
     for entry in offered:
         groups.setdefault(_group(entry), []).append(entry)
-    if PATTERN_GROUP in groups:
-        groups[PATTERN_GROUP] = groups.pop(PATTERN_GROUP)
+    if (PATTERN_GROUP,) in groups:
+        groups[(PATTERN_GROUP,)] = groups.pop((PATTERN_GROUP,))
 
     more_note = f"(type part of a name in {set_command} to find them)"
     more_reserve = len(f"… and {len(offered)} more {more_note}")
-    budget = TOTAL_LIMIT - len(title) - len(description) - more_reserve
-    fields: list[tuple[str, list[str]]] = []
+    budget = TOTAL_LIMIT - len(title) - len(markdown(description)) - more_reserve
+    fields: list[tuple[Rich, list[Rich]]] = []
     used = 0
     shown = 0
     full = False
     for group, entries in groups.items():
-        current: list[str] | None = None
+        current: list[Rich] | None = None
+        current_length = 0
         for entry in entries:
             line = _line(entry, loaded_keys, default_key)
-            if current is not None and sum(len(x) + 1 for x in current) + len(line) <= FIELD_VALUE_LIMIT:
-                if used + len(line) + 1 > budget:
+            length = len(markdown(line))
+            if current is not None and current_length + length <= FIELD_VALUE_LIMIT:
+                if used + length + 1 > budget:
                     full = True
                     break
                 current.append(line)
-                used += len(line) + 1
+                current_length += length + 1
+                used += length + 1
             else:
-                name = truncate(group if current is None else f"{group} (cont.)", FIELD_NAME_LIMIT)
-                if len(fields) >= FIELD_COUNT_LIMIT or used + len(name) + len(line) > budget:
+                name = group if current is None else rich(group, " (cont.)")
+                name_length = min(len(markdown(name)), FIELD_NAME_LIMIT)
+                if len(fields) >= FIELD_COUNT_LIMIT or used + name_length + length > budget:
                     full = True
                     break
                 current = [line]
+                current_length = length + 1
                 fields.append((name, current))
-                used += len(name) + len(line)
+                used += name_length + length
             shown += 1
         if full:
             break
 
     hidden = len(offered) - shown
     footer = f"… and {hidden} more {more_note}" if hidden else ""
-    card = Card(
+    return Reply(
         title=title,
         description=description,
-        fields=tuple(CardField(name, "\n".join(lines)) for name, lines in fields),
+        fields=tuple(ReplyField(name, join(lines)) for name, lines in fields),
         footer=footer,
     )
-    return card.fitted()
