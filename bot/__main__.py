@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot`` (run the bot), ``console``, ``fill``.
+"""Command-line dispatch only: ``python -m bot`` (run the bot), ``console``, ``fill``, ``health``.
 
     python -m bot                      run the Discord bot (needs DISCORD_TOKEN)
     python -m bot console              try the commands on standard input, without Discord
@@ -14,10 +14,14 @@ import logging.handlers
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from bot.settings import ConfigError, Settings
+from bot.inference.types import DEFAULT_TOP_K, MAX_TOP_K
 from bot.logs import LOG_FORMAT, configure_log_file
+from bot.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from bot.adapters.discord.bot import FillMaskBot
 
 log = logging.getLogger("bot")
 
@@ -53,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     fill = sub.add_parser("fill", help="fill the blanks of one sentence and print the predictions")
     fill.add_argument("text", help='a sentence with <mask> or [MASK], e.g. "Le camembert est <mask> :)"')
     fill.add_argument("--model", help="Hub id or local directory (default: DEFAULT_MODEL)")
-    fill.add_argument("--top-k", type=int, default=5, help="predictions per mask (1-10)")
+    fill.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"predictions per mask (1-{MAX_TOP_K})")
     fill.add_argument("--targets", help="comma-separated words to score instead of the whole vocabulary")
     return parser.parse_args(argv)
 
@@ -63,9 +67,10 @@ async def run_bot(settings: Settings) -> None:
 
     async with FillMaskBot(settings) as bot:
         loop = asyncio.get_running_loop()
+        closing: list[asyncio.Future[None]] = []  # a reference, so the close task is not collected
         # SIGTERM (docker stop, systemd) and Ctrl-C close the bot cleanly instead of killing it.
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, _request_close, bot, signal.Signals(signum).name)
+            loop.add_signal_handler(signum, _request_close, bot, signal.Signals(signum).name, closing)
         try:
             await bot.start(settings.discord_token or "")
         finally:
@@ -74,38 +79,9 @@ async def run_bot(settings: Settings) -> None:
             await bot.close()
 
 
-def _request_close(bot: Any, signal_name: str) -> None:
+def _request_close(bot: FillMaskBot, signal_name: str, closing: list[asyncio.Future[None]]) -> None:
     log.info("%s received: shutting down", signal_name)
-    asyncio.ensure_future(bot.close())
-
-
-def fill_once(settings: Settings, args: argparse.Namespace) -> int:
-    """The inference core alone: no Discord, no database."""
-    from bot.inference.errors import FillMaskError
-    from bot.inference.loading import load_masked_lm, resolve_device
-    from bot.inference.masks import normalize_masks, parse_targets
-    from bot.inference.types import FillRequest
-
-    reference = args.model or settings.default_model
-    try:
-        lm = load_masked_lm(
-            reference,
-            device=resolve_device(settings.device),
-            allow_pickle_weights=settings.allow_pickle_weights,
-            precision=settings.precision,
-        )
-        targets = parse_targets(args.targets) if args.targets is not None else None
-        result = lm.predict(FillRequest(normalize_masks(args.text, lm.mask_token), args.top_k, targets))
-    except FillMaskError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for number, predictions in enumerate(result.masks, start=1):
-        if len(result.masks) > 1:
-            print(f"mask {number}:")
-        for p in predictions:
-            print(f"  {p.score * 100:6.2f} %  {p.word}")
-    print(f"best: {result.best_sequence}")
-    return 0
+    closing.append(asyncio.ensure_future(bot.close()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("torch uses %d thread(s)", configure_threads(settings.torch_threads))
     try:
         if args.command == "fill":
+            from bot.adapters.one_shot_fill import fill_once
+
             return fill_once(settings, args)
         if args.command == "console":
             from bot.adapters.console import run_console

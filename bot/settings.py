@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.inference.checkpoint_policy import CheckpointPolicy
-from bot.adapters.health import DEFAULT_HEALTH_FILE, DEFAULT_HEALTH_INTERVAL
 
 DEFAULT_DATABASE_PATH = Path("data") / "fillmask.sqlite3"
+DEFAULT_HEALTH_FILE = Path("data") / "health.json"
+DEFAULT_HEALTH_INTERVAL = 15.0
 
 
 # Reads one environment key, stripped ("" when unset).
@@ -40,7 +41,6 @@ class Settings:
     log_level: str = "INFO"
     dev_guild_id: int | None = None
     max_batch_size: int = 32
-    max_masks: int = 5
     precision: str = "fp32"
     torch_threads: int = 0
     max_queue: int = 256
@@ -81,7 +81,10 @@ class Settings:
                 # Real environment variables win over the file, as operators expect.
                 load_dotenv(dotenv_path, override=False)
             env = os.environ
-        get = lambda key: (env.get(key) or "").strip()  # noqa: E731
+        source = env
+
+        def get(key: str) -> str:
+            return (source.get(key) or "").strip()
 
         return cls(
             discord_token=get("DISCORD_TOKEN") or None,

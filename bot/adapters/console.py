@@ -1,55 +1,48 @@
 """Console mode: the bot's commands on standard input, answered as text.
 
 Lines such as ``!fill Le camembert est <mask> :)`` or ``!model set bert-base-uncased`` go
-through the same :class:`~bot.service.fill_mask_service.FillMaskService` as Discord commands and print the same
-cards as text. The console plays an admin of one server, so ``model set`` works here.
+through the same :class:`~bot.service.fill_mask_service.FillMaskService` and the same reply
+flows as Discord commands, and print the same replies as text. The console plays an admin of
+one server, so ``model set`` works here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import shlex
 import sys
+from collections.abc import AsyncGenerator
 from typing import TextIO
 
-from bot.replies.reply import (
-    Card,
-    error_card,
-    fill_result_card,
-    loading_card,
-    model_changed_card,
-    model_not_changed_card,
-    model_status_card,
-)
-from bot.settings import Settings
 from bot.inference.errors import FillMaskError
-from bot.inference.masks import parse_fill_text
-from bot.inference.progress import LoadProgress, progress_bar
+from bot.replies.fill import progress_bar
+from bot.replies.flows import Update, fill_flow, switch_flow
+from bot.replies.info import help_reply, stats_reply
+from bot.replies.markup import plain
+from bot.replies.model_card import model_card_reply
+from bot.replies.model_list import model_list_reply
+from bot.replies.models import model_changed_reply, model_status_reply
+from bot.replies.reply import Reply, error_reply
 from bot.service.fill_mask_service import FillMaskService
-from bot.service.guild_settings import GuildSettingsStore, StorageError
+from bot.settings import Settings
+from bot.wiring import running_service
 
 CONSOLE_GUILD_ID = 0
-_MARKDOWN_ESCAPE = re.compile(r"\\([^\w\s])")
 
-HELP = """Commands:
-  !fill <sentence with <mask>>        fill the blank(s); options: k=3 at the start, | word, word at the end
-  !model show | set <checkpoint> | reset
-  !help, !quit"""
+USAGE = "Commands: !fill <sentence with <mask>>, !model show | set <checkpoint> | reset | list | info [checkpoint], !help, !stats, !quit"
 
 
-def card_to_text(card: Card) -> str:
-    """A card as terminal text: the same content, without Discord's markdown escapes."""
-    lines = [card.title]
-    if card.description:
-        lines.append(card.description)
-    for field in card.fields:
-        lines.append(f"-- {field.name} --")
-        lines.append(field.value)
-    if card.footer:
-        lines.append(f"[{card.footer}]")
-    # A terminal shows backslashes literally; they only matter to Discord's renderer.
-    return _MARKDOWN_ESCAPE.sub(r"\1", "\n".join(lines))
+def reply_to_text(reply: Reply) -> str:
+    """A reply as terminal text: the same content, nothing escaped for Discord."""
+    lines = [plain(reply.title)]
+    if reply.description:
+        lines.append(plain(reply.description))
+    for field in reply.fields:
+        lines.append(f"-- {plain(field.name)} --")
+        lines.append(plain(field.value))
+    if reply.footer:
+        lines.append(f"[{reply.footer}]")
+    return "\n".join(lines)
 
 
 class Console:
@@ -58,14 +51,18 @@ class Console:
         self.prefix = prefix
         self.out = out
 
-    def show(self, card: Card) -> None:
-        print(card_to_text(card), file=self.out, flush=True)
+    def show(self, reply: Reply) -> None:
+        print(reply_to_text(reply), file=self.out, flush=True)
         print(file=self.out, flush=True)
 
-    async def show_progress(self, progress: LoadProgress) -> None:
-        """One terminal line per update: a bar while downloading, the stage otherwise."""
-        bar = progress_bar(progress).replace("**", "")
-        print(f"  [{bar}] {progress.describe()}", file=self.out, flush=True)
+    async def follow(self, updates: AsyncGenerator[Update, None]) -> None:
+        """Print a flow: its replies in full, its progress as one line each."""
+        async for update in updates:
+            if update.progress is not None:
+                bar = plain(progress_bar(update.progress))
+                print(f"  [{bar}] {update.progress.describe()}", file=self.out, flush=True)
+            else:
+                self.show(update.reply)
 
     async def handle(self, line: str) -> bool:
         """Answer one line; False when the user asked to quit."""
@@ -78,81 +75,51 @@ class Console:
         command = command.lower()
         if command in ("quit", "exit"):
             return False
-        if command == "help":
-            print(HELP, file=self.out, flush=True)
-        elif command == "fill":
-            await self.fill(rest)
-        elif command == "model":
-            await self.model(rest)
-        else:
-            self.show(error_card(f"Unknown command. {HELP}"))
-        return True
-
-    async def fill(self, text: str) -> None:
-        if not await self.service.is_ready(CONSOLE_GUILD_ID):
-            self.show(loading_card(await self.service.checkpoint_for(CONSOLE_GUILD_ID)))
         try:
-            result = await self.service.fill(CONSOLE_GUILD_ID, text)
+            if command == "help":
+                status = await self.service.status(CONSOLE_GUILD_ID)
+                self.show(help_reply(self.prefix, status.mask_token or "<mask>", status.checkpoint))
+            elif command == "fill":
+                await self.follow(fill_flow(self.service, CONSOLE_GUILD_ID, rest))
+            elif command == "model":
+                await self.model(rest)
+            elif command == "stats":
+                self.show(stats_reply(self.service.stats_snapshot(), servers=1))
+            else:
+                self.show(error_reply(f"Unknown command. {USAGE}"))
         except FillMaskError as exc:
-            self.show(error_card(str(exc)))
-            return
-        self.show(fill_result_card(result, parse_fill_text(text).text))
+            self.show(error_reply(str(exc), title=exc.title))
+        return True
 
     async def model(self, rest: str) -> None:
         words = shlex.split(rest) if rest.strip() else ["show"]
         action, args = words[0].lower(), words[1:]
-        try:
-            if action == "show":
-                status = await self.service.status(CONSOLE_GUILD_ID)
-                self.show(model_status_card(status))
-            elif action == "set" and args:
-                previous = await self.service.checkpoint_for(CONSOLE_GUILD_ID)
-                self.show(loading_card(args[0], what="Switching to"))
-                try:
-                    status = await self.service.set_checkpoint(CONSOLE_GUILD_ID, args[0], on_progress=self.show_progress)
-                except FillMaskError as exc:
-                    self.show(model_not_changed_card(str(exc), previous))
-                    return
-                self.show(model_changed_card(status))
-            elif action == "reset":
-                self.show(model_changed_card(await self.service.reset_checkpoint(CONSOLE_GUILD_ID), reset=True))
-            else:
-                self.show(error_card("Usage: `!model show`, `!model set <checkpoint>` or `!model reset`."))
-        except FillMaskError as exc:
-            self.show(error_card(str(exc)))
+        if action == "show":
+            self.show(model_status_reply(await self.service.status(CONSOLE_GUILD_ID)))
+        elif action == "set" and args:
+            await self.follow(switch_flow(self.service, CONSOLE_GUILD_ID, args[0]))
+        elif action == "reset":
+            self.show(model_changed_reply(await self.service.reset_checkpoint(CONSOLE_GUILD_ID), reset=True))
+        elif action == "list":
+            offered = self.service.offered_models()
+            self.show(model_list_reply(offered.entries, offered.loaded, offered.default, set_command=f"{self.prefix}model set"))
+        elif action == "info":
+            target = await self.service.model_card_target(CONSOLE_GUILD_ID, args[0] if args else None)
+            self.show(model_card_reply(await self.service.model_card(target)))
+        else:
+            self.show(error_reply("Usage: `!model show`, `!model set <checkpoint>`, `!model reset`, `!model list` or `!model info`."))
 
 
 async def run_console(settings: Settings, stdin: TextIO = sys.stdin) -> None:
-    from bot.adapters.discord.bot import build_registry
-    from bot.inference.loading import warm_imports
-
-    warm_imports()
-    registry = build_registry(settings)
-    opened = GuildSettingsStore(settings.database_path)
-    store: GuildSettingsStore | None = opened
-    try:
-        await opened.open()
-    except StorageError as exc:
-        print(f"(settings database unavailable: {exc}; using the default model)", file=sys.stderr)
-        await opened.close()
-        store = None
-    service = FillMaskService(
-        registry, store, default_model=settings.default_model, policy=settings.checkpoint_policy, max_masks=settings.max_masks
-    )
-    console = Console(service, settings.command_prefix)
-    registry.preload(service.default_model)
-    interactive = stdin.isatty()
-    if interactive:
-        print(f"fillmask-bot console. Default model: {settings.default_model}. Type !help.", flush=True)
-    loop = asyncio.get_running_loop()
-    try:
+    async with running_service(settings) as service:
+        console = Console(service, settings.command_prefix)
+        interactive = stdin.isatty()
+        if interactive:
+            print(f"fillmask-bot console. Default model: {settings.default_model}. Type !help.", flush=True)
+        loop = asyncio.get_running_loop()
         while True:
             if interactive:
                 print("> ", end="", flush=True)
             line = await loop.run_in_executor(None, stdin.readline)
             if not line or not await console.handle(line):
                 break
-    finally:
-        await registry.aclose()
-        if store is not None:
-            await store.close()

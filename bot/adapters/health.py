@@ -9,8 +9,8 @@ Docker image) every ``HEALTH_INTERVAL`` seconds::
 than 3 × ``HEALTH_INTERVAL``), the bot is connected to Discord and its default checkpoint has
 loaded; otherwise it prints why and exits 1.
 
-This module imports neither discord.py nor torch: the check runs in its own short-lived
-process every 30 s next to the bot, and must stay quick and small.
+This module imports neither discord.py nor torch (nor does :mod:`bot.settings`): the check
+runs in its own short-lived process every 30 s next to the bot, and must stay quick and small.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from bot.settings import DEFAULT_HEALTH_INTERVAL, ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HEALTH_FILE = Path("data") / "health.json"
-DEFAULT_HEALTH_INTERVAL = 15.0
 # The file may miss this many beats before it counts as stale.
 STALE_AFTER_INTERVALS = 3
 
@@ -42,28 +42,21 @@ def default_max_age(interval: float) -> float:
 # -- the bot's side ---------------------------------------------------------------------------
 
 
-def bot_state(bot: Any) -> dict[str, bool]:
-    """``connected`` and ``default_model_loaded`` of a running ``FillMaskBot``.
+class HealthSource(Protocol):
+    """What the heartbeat reports on: the running ``FillMaskBot``."""
 
-    Only duck-typed attributes are used (``is_ready()``, ``is_closed()``, ``registry``,
-    ``service.default_model``), so a small stand-in object works in tests.
+    def is_ready(self) -> bool: ...
 
-    The default checkpoint counts as loaded once it has loaded since the start, even if it was
-    later unloaded to make room for a server's checkpoint (``MAX_LOADED_MODELS``): that is
-    normal operation (it loads again on the next request) and must not mark the bot unhealthy.
-    """
-    from bot.inference.registry import (
-        ModelState,  # imports torch: only the bot process calls this
-    )
+    def is_closed(self) -> bool: ...
 
-    connected = bool(bot.is_ready()) and not bot.is_closed()
-    service = getattr(bot, "service", None)  # set in setup_hook
-    loaded = False
-    if service is not None:
-        reference = service.default_model
-        registry = bot.registry
-        loaded = registry.state(reference) is ModelState.LOADED or reference in getattr(registry, "load_seconds", {})
-    return {"connected": connected, "default_model_loaded": loaded}
+    def default_model_loaded(self) -> bool:
+        """Loaded once since the start (a later eviction to make room is normal operation)."""
+        ...
+
+
+def bot_state(bot: HealthSource) -> dict[str, bool]:
+    """``connected`` and ``default_model_loaded`` of a running bot."""
+    return {"connected": bool(bot.is_ready()) and not bot.is_closed(), "default_model_loaded": bot.default_model_loaded()}
 
 
 def write_heartbeat(path: Path, state: Mapping[str, Any], *, now: float | None = None) -> None:
@@ -159,17 +152,6 @@ def _positive_seconds(raw: str) -> float:
     return value
 
 
-def _settings_from_env(env: Mapping[str, str]) -> tuple[Path, float]:
-    """HEALTH_FILE and HEALTH_INTERVAL, read as bot.settings reads them (without importing it: torch)."""
-    raw_file = (env.get("HEALTH_FILE") or "").strip()
-    raw_interval = (env.get("HEALTH_INTERVAL") or "").strip()
-    try:
-        interval = _positive_seconds(raw_interval) if raw_interval else DEFAULT_HEALTH_INTERVAL
-    except argparse.ArgumentTypeError as exc:
-        raise ValueError(f"HEALTH_INTERVAL {exc}") from None
-    return (Path(raw_file) if raw_file else DEFAULT_HEALTH_FILE), interval
-
-
 def health_main(argv: list[str], *, env: Mapping[str, str] | None = None) -> int:
     """``python -m bot health``: print the verdict; exit 0 if healthy, 1 if not.
 
@@ -185,25 +167,15 @@ def health_main(argv: list[str], *, env: Mapping[str, str] | None = None) -> int
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help exits 0; a usage error must not exit 2
         return 0 if exc.code in (0, None) else 1
-    if env is None:
-        _load_dotenv()
-        env = os.environ
     try:
-        path, interval = _settings_from_env(env)
-    except ValueError as exc:
+        # As the bot reads them: the environment, then .env (real environment variables win).
+        settings = Settings.from_env(env)
+    except ConfigError as exc:
         print(f"unhealthy: configuration error: {exc}")
         return 1
-    healthy, reason = check_health(args.file or path, args.max_age or default_max_age(interval))
+    healthy, reason = check_health(args.file or settings.health_file, args.max_age or default_max_age(settings.health_interval))
     print(reason)
     return 0 if healthy else 1
-
-
-def _load_dotenv(path: str = ".env") -> None:
-    """Read ``.env`` as the bot does (real environment variables win), so both agree on HEALTH_FILE."""
-    if Path(path).is_file():
-        from dotenv import load_dotenv
-
-        load_dotenv(path, override=False)
 
 
 if __name__ == "__main__":

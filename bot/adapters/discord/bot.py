@@ -13,13 +13,13 @@ from discord.ext import commands
 
 from bot.adapters.discord.checks import ShuttingDown
 from bot.adapters.discord.cogs import EXTENSIONS
-from bot.settings import Settings
-from bot.inference.loading import load_masked_lm, resolve_device, warm_imports
-from bot.inference.registry import ModelRegistry
+from bot.adapters.discord.context import FillContext
+from bot.adapters.discord.error_replies import reply_for_error
 from bot.adapters.health import bot_state, run_heartbeat
-from bot.adapters.discord.error_replies import card_for_error, send_card
+from bot.inference.types import InferenceBackend
 from bot.service.fill_mask_service import FillMaskService
-from bot.service.guild_settings import GuildSettingsStore, StorageError
+from bot.settings import Settings
+from bot.wiring import build_registry, running_service
 
 log = logging.getLogger(__name__)
 
@@ -27,27 +27,17 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 15.0
 
 
-def build_registry(settings: Settings) -> ModelRegistry:
-    loader = functools.partial(
-        load_masked_lm,
-        device=resolve_device(settings.device),
-        max_masks=settings.max_masks,
-        allow_pickle_weights=settings.allow_pickle_weights,
-        precision=settings.precision,
-        max_parameters=settings.max_model_parameters,
-    )
-    return ModelRegistry(
-        loader,
-        max_loaded=settings.max_loaded_models,
-        max_batch_size=settings.max_batch_size,
-        max_queue=settings.max_queue,
-    )
-
-
 class FillMaskBot(commands.Bot):
-    service: FillMaskService
+    """The bot. Its service comes from :func:`bot.wiring.running_service`: pass one in (its
+    owner closes it), or the bot builds its own in ``setup_hook`` and closes it on ``close()``."""
 
-    def __init__(self, settings: Settings, *, registry: ModelRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: InferenceBackend | None = None,
+        service: FillMaskService | None = None,
+    ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # the prefix path reads message text
         super().__init__(
@@ -60,8 +50,12 @@ class FillMaskBot(commands.Bot):
             member_cache_flags=discord.MemberCacheFlags.none(),
         )
         self.settings = settings
-        self.registry = registry if registry is not None else build_registry(settings)
-        self.store: GuildSettingsStore | None = None
+        self._service = service
+        if service is not None:
+            self.registry = service.registry
+        else:
+            self.registry = registry if registry is not None else build_registry(settings)
+        self._service_scope = contextlib.AsyncExitStack()
         self._release_task: asyncio.Future[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self.shutting_down = False
@@ -70,29 +64,25 @@ class FillMaskBot(commands.Bot):
         self._idle.set()
         self.add_check(self._accepting_commands)
 
+    @property
+    def service(self) -> FillMaskService:
+        if self._service is None:
+            raise RuntimeError("the service is created in setup_hook")
+        return self._service
+
+    def default_model_loaded(self) -> bool:
+        return self._service is not None and self._service.default_model_has_loaded()
+
     async def setup_hook(self) -> None:
         # The health file (HEALTH_FILE), rewritten every HEALTH_INTERVAL s for `python -m bot health`.
         self._heartbeat = asyncio.create_task(
             run_heartbeat(self.settings.health_file, self.settings.health_interval, functools.partial(bot_state, self)),
             name="heartbeat",
         )
-        # Before the gateway connects: the first from_pretrained would otherwise import
-        # transformers' big modules on the loader thread and stall the connected loop.
-        warm_imports()
-        store = GuildSettingsStore(self.settings.database_path)
-        try:
-            self.store = await store.open()
-        except StorageError:
-            # Keep serving with the default model rather than not starting at all.
-            log.exception("settings database unavailable: every server uses %s until it is fixed", self.settings.default_model)
-            await store.close()
-        self.service = FillMaskService(
-            self.registry,
-            self.store,
-            default_model=self.settings.default_model,
-            policy=self.settings.checkpoint_policy,
-            max_masks=self.settings.max_masks,
-        )
+        if self._service is None:
+            self._service = await self._service_scope.enter_async_context(
+                running_service(self.settings, registry=self.registry)
+            )
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.dev_guild_id:
@@ -100,8 +90,9 @@ class FillMaskBot(commands.Bot):
             self.tree.copy_global_to(guild=guild)
             await self.tree.sync(guild=guild)
             log.info("slash commands synced to the dev guild %s", self.settings.dev_guild_id)
-        # Load the default checkpoint in the background: the bot connects meanwhile.
-        self.registry.preload(self.service.default_model)
+
+    async def get_context(self, origin: discord.Message | discord.Interaction, /, *, cls: type[commands.Context[commands.Bot]] = FillContext) -> commands.Context[commands.Bot]:
+        return await super().get_context(origin, cls=cls)
 
     async def _accepting_commands(self, ctx: commands.Context[commands.Bot]) -> bool:
         if self.shutting_down:
@@ -123,12 +114,12 @@ class FillMaskBot(commands.Bot):
     async def on_ready(self) -> None:
         log.info("connected as %s (%s) to %d server(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
 
-    async def on_command_error(self, ctx: commands.Context[commands.Bot], error: commands.CommandError) -> None:  # type: ignore[override]
-        card = card_for_error(ctx, error)
-        if card is None:
+    async def on_command_error(self, ctx: commands.Context[commands.Bot], error: commands.CommandError) -> None:
+        reply = reply_for_error(ctx, error)
+        if reply is None or not isinstance(ctx, FillContext):
             return
         try:
-            await send_card(ctx, card, ephemeral=True)
+            await ctx.send_reply(reply, ephemeral=True)
         except discord.HTTPException:
             log.warning("could not deliver an error reply in channel %s", getattr(ctx.channel, "id", "?"))
 
@@ -153,7 +144,5 @@ class FillMaskBot(commands.Bot):
         if self._heartbeat is not None:
             self._heartbeat.cancel()  # the file goes stale: the check reports the bot down
             await asyncio.gather(self._heartbeat, return_exceptions=True)
-        await self.registry.aclose()
-        if self.store is not None:
-            await self.store.close()
+        await self._service_scope.aclose()  # the models and the settings database, if ours
         log.info("closed")

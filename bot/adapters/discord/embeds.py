@@ -1,17 +1,17 @@
-"""Cards to discord.py embeds."""
+"""Replies to discord.py embeds."""
 
 from __future__ import annotations
 
 import discord
 
-from bot.replies.reply import Card
+from bot.replies.reply import Reply, to_markdown
 
 
-def card_to_embed(card: Card) -> discord.Embed:
-    card = card.fitted()
-    embed = discord.Embed(title=card.title, description=card.description or None, colour=card.colour)
-    for field in card.fields:
+def reply_to_embed(reply: Reply) -> discord.Embed:
+    rendered = to_markdown(reply)
+    embed = discord.Embed(title=rendered.title, description=rendered.description or None, colour=rendered.colour)
+    for field in rendered.fields:
         embed.add_field(name=field.name, value=field.value, inline=field.inline)
-    if card.footer:
-        embed.set_footer(text=card.footer)
+    if rendered.footer:
+        embed.set_footer(text=rendered.footer)
     return embed

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Literal
 import discord
 from discord.ext import commands
 
-from bot.replies.reply import ok_card
-from bot.adapters.discord.error_replies import send_card
+from bot.adapters.discord.context import FillContext
+from bot.replies.reply import ok_reply
 
 if TYPE_CHECKING:
     from bot.adapters.discord.bot import FillMaskBot
@@ -24,7 +24,7 @@ class OwnerCog(commands.Cog, name="Owner"):
 
     @commands.command(name="sync", hidden=True)
     @commands.is_owner()
-    async def sync(self, ctx: commands.Context[FillMaskBot], scope: Literal["global", "here", "clear"] = "global") -> None:
+    async def sync(self, ctx: FillContext, scope: Literal["global", "here", "clear"] = "global") -> None:
         """Publish slash commands: `global` (everywhere, up to an hour), `here` (this server, at once), `clear` (remove them here)."""
         if scope == "global":
             synced = await self.bot.tree.sync()
@@ -39,7 +39,7 @@ class OwnerCog(commands.Cog, name="Owner"):
                 self.bot.tree.clear_commands(guild=guild)
             synced = await self.bot.tree.sync(guild=guild)
             where = "in this server"
-        await send_card(ctx, ok_card("Slash commands synced", f"{len(synced)} command(s) {where}."))
+        await ctx.send_reply(ok_reply("Slash commands synced", f"{len(synced)} command(s) {where}."))
 
 
 async def setup(bot: FillMaskBot) -> None:

@@ -1,0 +1,81 @@
+"""Builds what every way into the bot shares: the inference backend, the settings store and
+the service, once, from the settings: ``async with running_service(settings) as service``.
+
+The Discord bot, the console and the one-shot ``fill`` command all start here, so they
+serve the same checkpoints under the same policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator
+
+from bot.inference.loading import load_masked_lm, resolve_device, warm_imports
+from bot.inference.registry import ModelRegistry
+from bot.inference.types import InferenceBackend
+from bot.service.fill_mask_service import FillMaskService
+from bot.service.guild_settings import DefaultOnlySettings, GuildSettings, SqliteGuildSettings, StorageError
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_registry(settings: Settings) -> ModelRegistry:
+    loader = functools.partial(
+        load_masked_lm,
+        device=resolve_device(settings.device),
+        allow_pickle_weights=settings.allow_pickle_weights,
+        precision=settings.precision,
+        max_parameters=settings.max_model_parameters,
+    )
+    return ModelRegistry(
+        loader,
+        max_loaded=settings.max_loaded_models,
+        max_batch_size=settings.max_batch_size,
+        max_queue=settings.max_queue,
+    )
+
+
+async def open_guild_settings(settings: Settings) -> GuildSettings:
+    """The settings database, or (when it can't be opened) a stand-in that keeps the bot serving
+    with the default model rather than not starting at all."""
+    store = SqliteGuildSettings(settings.database_path)
+    try:
+        return await store.open()
+    except StorageError as exc:
+        log.exception("settings database unavailable: every server uses %s until it is fixed", settings.default_model)
+        await store.close()
+        return DefaultOnlySettings(str(exc))
+
+
+@contextlib.asynccontextmanager
+async def running_service(
+    settings: Settings,
+    *,
+    registry: InferenceBackend | None = None,
+    store: GuildSettings | None = None,
+    preload: bool = True,
+) -> AsyncIterator[FillMaskService]:
+    """The service, with the default checkpoint loading in the background; closed on exit."""
+    # Before anything connects: the first from_pretrained would otherwise import transformers'
+    # big modules on the loader thread and stall the running event loop.
+    warm_imports()
+    backend = registry if registry is not None else build_registry(settings)
+    guild_settings = store if store is not None else await open_guild_settings(settings)
+    service = FillMaskService(
+        backend,
+        guild_settings,
+        default_model=settings.default_model,
+        policy=settings.checkpoint_policy,
+        max_concurrent_per_guild=settings.guild_max_concurrent_fills,
+    )
+    if preload:
+        backend.preload(service.default_model)
+    try:
+        yield service
+    finally:
+        await service.model_cards.close()
+        await backend.aclose()
+        await guild_settings.close()
