@@ -1,0 +1,74 @@
+"""Replies about filling a sentence: the predictions, and the notices while a model loads."""
+
+from __future__ import annotations
+
+from bot.inference.progress import STAGES, LoadProgress
+from bot.inference.types import FillResult
+from bot.replies.markup import Code, Inline, Quote, Rich, Text, join, rich, strong, truncate
+from bot.replies.reply import COLOUR_LOADING, Reply, ReplyField
+
+# Echoed text is cut well below the limits: a reply is for reading, not for replaying input.
+ECHO_LIMIT = 1000
+_WORD_LIMIT = 40
+_BAR_WIDTH = 10
+_PROGRESS_WIDTH = 20
+
+
+def score_bar(score: float, width: int = _BAR_WIDTH) -> str:
+    filled = max(0, min(width, round(score * width)))
+    return "█" * filled + "░" * (width - filled)
+
+
+def shown_word(token_str: str) -> Inline:
+    word = token_str.strip()
+    # Cut after escaping: escaping can double a word's length, and ten long words must
+    # still fit the field (a vocabulary can hold 64-character punctuation runs).
+    return Text(word, limit=_WORD_LIMIT) if word else "␣"
+
+
+def quote(text: str) -> Quote:
+    """The user's text as a block quote, shortened."""
+    return Quote(truncate(text, ECHO_LIMIT))
+
+
+def fill_result_reply(result: FillResult, typed_text: str) -> Reply:
+    masks = len(result.masks)
+    fields = []
+    for number, predictions in enumerate(result.masks, start=1):
+        lines = [
+            rich(Code(f"{rank:>2}."), " ", Code(score_bar(p.score)), f" {p.score * 100:5.1f} % ", strong(shown_word(p.token_str)))
+            for rank, p in enumerate(predictions, start=1)
+        ]
+        name = "Predictions" if masks == 1 else f"Mask {number} of {masks}"
+        fields.append(ReplyField(name, join(lines) or "(no candidates)"))
+    description = rich(quote(typed_text), "\n\n", strong("Best guess:"), " ", Text(truncate(result.best_sequence, ECHO_LIMIT)))
+    footer = f"{result.checkpoint} · {result.elapsed * 1000:.0f} ms"
+    if masks > 1:
+        footer += " · scores are per mask, not joint"
+    return Reply(title="Fill-mask", description=description, fields=tuple(fields), footer=footer)
+
+
+def loading_reply(checkpoint: str, *, what: str = "Loading") -> Reply:
+    return Reply(
+        title=f"⏳ {what} the model…",
+        description=rich(Code(checkpoint), " is loading. I'll edit this message as soon as it's ready."),
+        colour=COLOUR_LOADING,
+    )
+
+
+def progress_bar(progress: LoadProgress, width: int = _PROGRESS_WIDTH) -> Rich:
+    """A bar for the download stage; the stages with the current one in bold for the others."""
+    if progress.stage == "downloading" and progress.total_bytes:
+        filled = min(width, int(width * progress.done_bytes / progress.total_bytes))
+        return ("█" * filled + "░" * (width - filled),)
+    index = STAGES.index(progress.stage) if progress.stage in STAGES else 0
+    shown = [(i, s) for i, s in enumerate(STAGES) if s != "downloading" or index == 1]
+    return join(((strong(s),) if i == index else (s,) for i, s in shown), " → ")
+
+
+def progress_reply(checkpoint: str, progress: LoadProgress) -> Reply:
+    return Reply(
+        title="⏳ Switching to the model…",
+        description=rich(Code(checkpoint), "\n", progress_bar(progress), "\n", progress.describe()),
+        colour=COLOUR_LOADING,
+    )

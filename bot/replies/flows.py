@@ -1,0 +1,88 @@
+"""The sequences of replies a command produces, shared by every adapter.
+
+A command that may wait (a checkpoint loading) answers at once with a notice, then updates it,
+then gives its final reply. Each flow is an async iterator of :class:`Update`: an adapter sends
+the first one and edits that message with the rest (Discord), or prints each (console).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+from bot.inference.errors import FillMaskError
+from bot.inference.progress import LoadProgress
+from bot.replies.fill import fill_result_reply, loading_reply, progress_reply
+from bot.replies.models import model_changed_reply, model_not_changed_reply
+from bot.replies.reply import Reply, error_reply
+from bot.service.fill_mask_service import FillMaskService
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    reply: Reply
+    # False on a final reply that reports a refusal or failure (the adapter may undo a cooldown).
+    succeeded: bool = True
+    # A progress line, for adapters that show progress differently from the notice.
+    progress: LoadProgress | None = None
+
+
+async def fill_flow(
+    service: FillMaskService,
+    guild_id: int | None,
+    text: str,
+    *,
+    top_k: int | None = None,
+    targets: str | None = None,
+) -> AsyncGenerator[Update, None]:
+    """A loading notice if the server's checkpoint is not loaded yet, then the predictions.
+
+    Raises :class:`~bot.service.fill_mask_service.ServerBusyError` before anything is shown
+    when the server already has its share of fills in flight.
+    """
+    async with service.fill_slot(guild_id):
+        if not await service.is_ready(guild_id):
+            yield Update(loading_reply(await service.checkpoint_for(guild_id)))
+        try:
+            answer = await service.answer(guild_id, text, top_k=top_k, targets=targets)
+        except FillMaskError as exc:
+            yield Update(error_reply(str(exc), title=exc.title), succeeded=False)
+            return
+        yield Update(fill_result_reply(answer.result, answer.typed_text))
+
+
+async def switch_flow(
+    service: FillMaskService, guild_id: int, checkpoint: str, *, user_id: int | None = None
+) -> AsyncGenerator[Update, None]:
+    """``model set``: a notice at once, the load's progress while it lasts, then the outcome."""
+    previous = await service.checkpoint_for(guild_id)
+    yield Update(loading_reply(checkpoint, what="Switching to"))
+    latest: asyncio.Queue[LoadProgress] = asyncio.Queue()
+
+    async def report(progress: LoadProgress) -> None:
+        latest.put_nowait(progress)
+
+    switching = asyncio.ensure_future(service.set_checkpoint(guild_id, checkpoint, user_id=user_id, on_progress=report))
+    try:
+        while not switching.done():
+            waiting = asyncio.ensure_future(latest.get())
+            await asyncio.wait({switching, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                continue
+            progress = waiting.result()
+            while not latest.empty():  # a slow edit: skip to the newest progress
+                progress = latest.get_nowait()
+            yield Update(progress_reply(checkpoint, progress), progress=progress)
+        status = switching.result()
+    except FillMaskError as exc:
+        yield Update(model_not_changed_reply(str(exc), previous), succeeded=False)
+        return
+    finally:
+        if not switching.done():
+            switching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await switching
+    yield Update(model_changed_reply(status))

@@ -1,0 +1,171 @@
+"""Rich text for replies, escaped when it is rendered, not when it is built.
+
+A reply's text is a sequence of parts. A plain ``str`` part is the bot's own wording (it may
+hold our own inline code or bold, e.g. in a ``FillMaskError`` message) and is shown as it is.
+Everything a stranger wrote — what a user typed, a prediction (a vocabulary is arbitrary
+text), a model card — goes in a :class:`Text`, :class:`Code` or :class:`Quote` part, which each
+renderer shows literally: :func:`markdown` escapes it for Discord (markdown cannot restyle the
+reply, mention syntax is shown, not rendered), :func:`plain` only cleans it for a terminal.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# Characters that change what other characters look like: bidi overrides and isolates can
+# disguise text, and C0/C1 controls (null bytes included) are rejected or garbled by clients.
+_INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+_MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<@:])")
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Untrusted text, shown literally.
+
+    ``limit`` caps the rendered length (escapes included); when the text is cut, ``more`` is
+    appended within the limit (e.g. "(more on the model page: <url>)").
+    """
+
+    text: str
+    limit: int | None = None
+    more: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """Text shown verbatim as inline code, shortened to ``limit`` characters."""
+
+    text: str
+    limit: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Strong:
+    parts: tuple[Inline, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Untrusted text as a block quote, one ``>`` line per line."""
+
+    text: str
+
+
+Inline = str | Text | Code | Strong | Quote
+Rich = tuple[Inline, ...]
+
+
+def rich(*parts: Inline | Rich) -> Rich:
+    """Parts (or whole rich texts) joined into one rich text."""
+    out: list[Inline] = []
+    for part in parts:
+        if isinstance(part, tuple):
+            out.extend(part)
+        else:
+            out.append(part)
+    return tuple(out)
+
+
+def strong(*parts: Inline) -> Strong:
+    return Strong(tuple(parts))
+
+
+def join(lines: Iterable[Rich], separator: str = "\n") -> Rich:
+    out: list[Inline] = []
+    for index, line in enumerate(lines):
+        if index:
+            out.append(separator)
+        out.extend(line)
+    return tuple(out)
+
+
+def as_rich(value: str | Inline | Rich) -> Rich:
+    if isinstance(value, tuple):
+        return value
+    return (value,) if value != "" else ()
+
+
+# -- text safety, shared by the renderers --------------------------------------------------
+
+
+def clean_text(text: str) -> str:
+    """Drop control and direction-changing characters; keep newlines and tabs."""
+    text = _INVISIBLE.sub("", text)
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+def escape(text: str) -> str:
+    """Make ``text`` display literally in Discord: no markdown, no mention or emoji rendering."""
+    return _MARKDOWN.sub(r"\\\1", clean_text(text))
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, ending in an ellipsis when cut.
+
+    Never leaves a lone escaping backslash at the end, which would escape the ellipsis.
+    """
+    if len(text) <= limit:
+        return text
+    if limit <= 1:
+        return "…"[:limit]
+    cut = text[: limit - 1]
+    trailing = len(cut) - len(cut.rstrip("\\"))
+    if trailing % 2:
+        cut = cut[:-1]
+    return cut + "…"
+
+
+def code_span(text: str, limit: int = 200) -> str:
+    """``text`` as inline code. Escapes are not processed inside code, so backticks are
+    replaced instead (they would close the span) and the text is shown verbatim."""
+    body = truncate(clean_text(text).replace("`", "'").replace("\n", " "), limit)
+    return f"`{body or ' '}`"
+
+
+def _limited(body: str, part: Text) -> str:
+    if part.limit is None or len(body) <= part.limit:
+        return body
+    return truncate(body, part.limit - len(part.more)) + part.more
+
+
+# -- renderers -----------------------------------------------------------------------------
+
+
+def markdown(parts: Rich) -> str:
+    """Discord-flavoured markdown: untrusted parts escaped."""
+    return "".join(_markdown(part) for part in parts)
+
+
+def _markdown(part: Inline) -> str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, Text):
+        return _limited(escape(part.text), part)
+    if isinstance(part, Code):
+        return code_span(part.text, part.limit)
+    if isinstance(part, Strong):
+        return f"**{markdown(part.parts)}**"
+    body = escape(part.text) or "\u200b"
+    return "\n".join(f"> {line}" for line in body.splitlines() or [body])
+
+
+def plain(parts: Rich) -> str:
+    """Text for a terminal: untrusted parts cleaned but not escaped; our own markers (``**``,
+    backticks) stay, a terminal reads them fine."""
+    return "".join(_plain(part) for part in parts)
+
+
+def _plain(part: Inline) -> str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, Text):
+        return _limited(clean_text(part.text), part)
+    if isinstance(part, Code):
+        return code_span(part.text, part.limit)
+    if isinstance(part, Strong):
+        return f"**{plain(part.parts)}**"
+    body = clean_text(part.text)
+    return "\n".join(f"> {line}" for line in body.splitlines() or [body])
