@@ -24,8 +24,15 @@ run: $(STAMP)
 console: $(STAMP)
 	$(BIN)/python -m bot console
 
-test: $(STAMP)
+test: lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Lint, format check, type check and the layer contracts (pyproject.toml's [tool.*] sections).
+lint: $(STAMP)
+	$(BIN)/ruff check bot tests bench
+	$(BIN)/ruff format --check bot tests bench
+	$(BIN)/pyright
+	$(BIN)/lint-imports
 
 test-slow: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
