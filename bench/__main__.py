@@ -131,10 +131,15 @@ async def speed_sections(name: str, path: Path, words: list[str], repeat: int, b
         await served.aclose()
         figures[f"core_burst_{size}"] = core
         figures[f"burst_lag_{size}"] = lag.worst
-        rows.append([
-            f"core, MAX_BATCH_SIZE={size}", f"{core * 1000:.0f} ms", f"{pipe_burst / core:.2f}x",
-            f"{core / bare:.2f}x", f"{lag.worst * 1000:.1f} ms",
-        ])
+        rows.append(
+            [
+                f"core, MAX_BATCH_SIZE={size}",
+                f"{core * 1000:.0f} ms",
+                f"{pipe_burst / core:.2f}x",
+                f"{core / bare:.2f}x",
+                f"{lag.worst * 1000:.1f} ms",
+            ]
+        )
     rows.insert(0, ["pipeline, sequential", f"{pipe_burst * 1000:.0f} ms", "1.00x", f"{pipe_burst / bare:.2f}x", "-"])
     rows.append(["bare batched pass (floor)", f"{bare * 1000:.0f} ms", f"{pipe_burst / bare:.2f}x", "1.00x", "-"])
     table(
@@ -195,10 +200,15 @@ async def precision_section(path: Path, words: list[str], repeat: int, batch_siz
             have = [p.token for p in got.masks[0]]
             top1 += want[0] == have[0]
             overlap += len(set(want) & set(have)) / len(want)
-        rows.append([
-            precision, f"{timings[precision] * 1000:.0f} ms", f"{timings['fp32'] / timings[precision]:.2f}x",
-            f"{100 * top1 / len(requests):.0f} %", f"{100 * overlap / len(requests):.0f} %",
-        ])
+        rows.append(
+            [
+                precision,
+                f"{timings[precision] * 1000:.0f} ms",
+                f"{timings['fp32'] / timings[precision]:.2f}x",
+                f"{100 * top1 / len(requests):.0f} %",
+                f"{100 * overlap / len(requests):.0f} %",
+            ]
+        )
     table(
         f"PRECISION on {path.name}: burst of {BURST}, median of {repeat}; agreement with fp32",
         ["precision", "burst", "speed-up vs fp32", "same top-1", "top-5 overlap"],
@@ -214,7 +224,10 @@ def memory_section(bert: Path, camembert: Path) -> None:
     # A child process: resident memory must not include what the speed sections allocated.
     out = subprocess.run(
         [sys.executable, "-m", "bench.memory", str(bert), str(camembert)],
-        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     mib = lambda b: f"{b / 2**20:.0f} MiB"  # noqa: E731
@@ -224,11 +237,17 @@ def memory_section(bert: Path, camembert: Path) -> None:
         [
             ["imports only", mib(figures["baseline"]), ""],
             ["bert-base loaded, 1 server served", mib(figures["one_server"]), ""],
-            ["same checkpoint, 100 servers served", mib(figures["hundred_servers"]),
-             f"{100 * (figures['hundred_servers'] / figures['one_server'] - 1):+.1f} % (one shared copy)"],
+            [
+                "same checkpoint, 100 servers served",
+                mib(figures["hundred_servers"]),
+                f"{100 * (figures['hundred_servers'] / figures['one_server'] - 1):+.1f} % (one shared copy)",
+            ],
             ["after 1st switch bert<->camembert (MAX_LOADED_MODELS=1)", mib(figures["after_first_switch"]), ""],
-            ["after 10 switches", mib(figures["after_ten_switches"]),
-             f"{100 * (figures['after_ten_switches'] / figures['after_first_switch'] - 1):+.1f} % growth"],
+            [
+                "after 10 switches",
+                mib(figures["after_ten_switches"]),
+                f"{100 * (figures['after_ten_switches'] / figures['after_first_switch'] - 1):+.1f} % growth",
+            ],
         ],
     )
 
@@ -248,9 +267,14 @@ async def main() -> None:
     threads = configure_threads(0)
     batch_sizes = [int(s) for s in args.batch_sizes.split(",")]
 
-    cpu = next((row.split(":", 1)[1].strip() for row in Path("/proc/cpuinfo").read_text().splitlines() if row.startswith("model name")), platform.processor())
-    print(f"# fillmask-bot benchmark — {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-          f"({threads} threads, {torch.backends.cpu.get_cpu_capability()}), Python {platform.python_version()}")
+    cpu = next(
+        (row.split(":", 1)[1].strip() for row in Path("/proc/cpuinfo").read_text().splitlines() if row.startswith("model name")),
+        platform.processor(),
+    )
+    print(
+        f"# fillmask-bot benchmark — {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"({threads} threads, {torch.backends.cpu.get_cpu_capability()}), Python {platform.python_version()}"
+    )
 
     bert = checkpoints.bert_base()
     camembert = checkpoints.camembert_base()
@@ -276,11 +300,17 @@ async def main() -> None:
     summary = []
     for name, f in results.items():
         core = f[f"core_burst_{best}"]
-        summary.append([
-            name, f"{f['pipeline_burst'] / core:.2f}x (target >= 4x)", f"{core / f['bare']:.2f}x (target <= 1.25x)",
-            f"{f['core_idle'] / f['pipeline_idle']:.2f}x (target <= 1.1x)",
-        ])
-    table(f"Summary at MAX_BATCH_SIZE={best}", ["checkpoint", "burst speed-up", "burst vs bare pass", "idle latency ratio"], summary)
+        summary.append(
+            [
+                name,
+                f"{f['pipeline_burst'] / core:.2f}x (target >= 4x)",
+                f"{core / f['bare']:.2f}x (target <= 1.25x)",
+                f"{f['core_idle'] / f['pipeline_idle']:.2f}x (target <= 1.1x)",
+            ]
+        )
+    table(
+        f"Summary at MAX_BATCH_SIZE={best}", ["checkpoint", "burst speed-up", "burst vs bare pass", "idle latency ratio"], summary
+    )
 
     if not args.quick:
         await precision_section(bert, checkpoints.bert_words(), args.repeat, best)

@@ -55,8 +55,13 @@ def bert_base(cache: Path = CACHE) -> Path:
     backend.decoder = decoders.WordPiece(prefix="##")
     backend.post_processor = processors.BertProcessing(("[SEP]", vocab["[SEP]"]), ("[CLS]", vocab["[CLS]"]))
     tokenizer = BertTokenizer(
-        tokenizer_object=backend, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
-        cls_token="[CLS]", mask_token="[MASK]", model_max_length=512,
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=512,
     )
     torch.manual_seed(SEED)
     model = BertForMaskedLM(BertConfig(vocab_size=30522))  # the defaults are bert-base
@@ -81,15 +86,28 @@ def camembert_base(cache: Path = CACHE) -> Path:
     model_file = io.BytesIO()
     # CamemBERT's layout: <unk>=0, <s>=1, </s>=2, no pad/mask pieces (transformers adds them).
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=model_file, vocab_size=32000, model_type="unigram",
-        hard_vocab_limit=False, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, num_threads=2, minloglevel=2,
+        sentence_iterator=iter(lines),
+        model_writer=model_file,
+        vocab_size=32000,
+        model_type="unigram",
+        hard_vocab_limit=False,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        num_threads=2,
+        minloglevel=2,
     )
     (out / "sentencepiece.bpe.model").write_bytes(model_file.getvalue())
     tokenizer = CamembertTokenizer.from_pretrained(out, model_max_length=512)
     torch.manual_seed(SEED)
     config = CamembertConfig(
-        vocab_size=len(tokenizer), max_position_embeddings=514, type_vocab_size=1,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     model = CamembertForMaskedLM(config)
     tokenizer.save_pretrained(out)

@@ -30,7 +30,10 @@ async def measure(bert: str, camembert: str) -> dict[str, int]:
         async with SqliteGuildSettings(Path(tmp) / "s.db") as store:
             registry = ModelRegistry(load_masked_lm, max_loaded=1)
             service = FillMaskService(
-                registry, store, default_model=bert, policy=CheckpointPolicy(allow_local_models=True, local_roots=(Path(bert).parent,))
+                registry,
+                store,
+                default_model=bert,
+                policy=CheckpointPolicy(allow_local_models=True, local_roots=(Path(bert).parent,)),
             )
             text = checkpoints.sentences(1, "<mask>", vocabulary=checkpoints.bert_words())[0]
             await service.fill(1, text)

@@ -1,8 +1,8 @@
 """Command-line dispatch only: ``python -m bot`` (run the bot), ``console``, ``fill``, ``health``.
 
-    python -m bot                      run the Discord bot (needs DISCORD_TOKEN)
-    python -m bot console              try the commands on standard input, without Discord
-    python -m bot fill "Le camembert est <mask> :)" --model camembert-base
+python -m bot                      run the Discord bot (needs DISCORD_TOKEN)
+python -m bot console              try the commands on standard input, without Discord
+python -m bot fill "Le camembert est <mask> :)" --model camembert-base
 """
 
 from __future__ import annotations

@@ -107,7 +107,9 @@ class Console:
             target = await self.service.model_card_target(CONSOLE_GUILD_ID, args[0] if args else None)
             self.show(model_card_reply(await self.service.model_card(target)))
         else:
-            self.show(error_reply("Usage: `!model show`, `!model set <checkpoint>`, `!model reset`, `!model list` or `!model info`."))
+            self.show(
+                error_reply("Usage: `!model show`, `!model set <checkpoint>`, `!model reset`, `!model list` or `!model info`.")
+            )
 
 
 async def run_console(settings: Settings, stdin: TextIO = sys.stdin) -> None:

@@ -115,7 +115,9 @@ async def run_heartbeat(path: Path, interval: float, state: Callable[[], dict[st
 # -- the check --------------------------------------------------------------------------------
 
 
-def check_health(path: Path, max_age: float = default_max_age(DEFAULT_HEALTH_INTERVAL), *, now: float | None = None) -> tuple[bool, str]:
+def check_health(
+    path: Path, max_age: float = default_max_age(DEFAULT_HEALTH_INTERVAL), *, now: float | None = None
+) -> tuple[bool, str]:
     """``(healthy, reason)`` from the heartbeat file at ``path``."""
     path = Path(path)
     try:
@@ -162,7 +164,9 @@ def health_main(argv: list[str], *, env: Mapping[str, str] | None = None) -> int
         description="Exit 0 if the running bot's health file is fresh, it is connected and its default model has loaded; 1 otherwise.",
     )
     parser.add_argument("--file", type=Path, help="the health file (default: HEALTH_FILE, else data/health.json)")
-    parser.add_argument("--max-age", type=_positive_seconds, help="seconds after which the file is stale (default: 3 x HEALTH_INTERVAL)")
+    parser.add_argument(
+        "--max-age", type=_positive_seconds, help="seconds after which the file is stale (default: 3 x HEALTH_INTERVAL)"
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help exits 0; a usage error must not exit 2

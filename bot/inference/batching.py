@@ -37,9 +37,7 @@ class _Pending:
 class BatchingModel:
     """A :class:`MaskedLM` behind a request queue, usable from any coroutine."""
 
-    def __init__(
-        self, lm: MaskedLM, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, max_queue: int = DEFAULT_MAX_QUEUE
-    ) -> None:
+    def __init__(self, lm: MaskedLM, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
         if max_batch_size < 1 or max_queue < 1:
             raise ValueError("max_batch_size and max_queue must be at least 1")
         self.lm = lm

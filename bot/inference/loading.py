@@ -32,6 +32,7 @@ from bot.inference.types import MAX_MASKS, FillRequest
 
 log = logging.getLogger(__name__)
 
+
 def resolve_device(setting: str) -> torch.device:
     """``auto`` picks CUDA when present, else the CPU."""
     setting = setting.strip().lower() or "auto"

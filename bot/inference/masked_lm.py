@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 _HEAD_ATTRIBUTES = ("lm_head", "cls", "predictions")
 
 
-
 @dataclass(frozen=True, slots=True)
 class _Encoded:
     index: int  # position in the caller's batch
@@ -250,9 +249,7 @@ class MaskedLM:
         logits = self.model(input_ids=input_ids, attention_mask=attention).logits
         return logits[rows.to(logits.device), cols.to(logits.device)]
 
-    def _decode(
-        self, item: _Encoded, probs: torch.Tensor, target_ids: torch.Tensor | None, batch_size: int
-    ) -> FillResult:
+    def _decode(self, item: _Encoded, probs: torch.Tensor, target_ids: torch.Tensor | None, batch_size: int) -> FillResult:
         candidates = probs if target_ids is None else probs[:, target_ids]
         candidate_ids = target_ids
         if target_ids is None:

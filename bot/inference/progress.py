@@ -44,4 +44,3 @@ class ProgressTracker:
     def stage(self, name: str, done_bytes: int = 0, total_bytes: int = 0) -> None:
         if self._callback is not None:
             self._callback(LoadProgress(name, self._clock() - self._started, done_bytes, total_bytes))
-

@@ -28,6 +28,7 @@ from bot.inference.types import LoadedModel, ModelState
 
 log = logging.getLogger(__name__)
 
+
 class Loader(Protocol):
     """Loads a checkpoint (blocking), reporting progress if it can."""
 

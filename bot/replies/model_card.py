@@ -15,6 +15,7 @@ NO_LIMITATIONS_MESSAGE = (
     "the text they were trained on: treat their predictions with care."
 )
 
+
 def summarise_list(items: tuple[str, ...] | list[str], limit: int = _INLINE_LIMIT) -> Rich:
     """Items joined by commas within ``limit`` rendered characters: "en, fr, … and 95 more"."""
     shown_items = [Text(truncate(" ".join(item.split()), 60)) for item in items]

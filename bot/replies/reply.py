@@ -84,12 +84,7 @@ class MarkdownReply:
 
     def __len__(self) -> int:
         """Counted the way Discord counts an embed's 6000 characters."""
-        return (
-            len(self.title)
-            + len(self.description)
-            + len(self.footer)
-            + sum(len(f.name) + len(f.value) for f in self.fields)
-        )
+        return len(self.title) + len(self.description) + len(self.footer) + sum(len(f.name) + len(f.value) for f in self.fields)
 
     def fitted(self) -> MarkdownReply:
         """This reply cut down to Discord's per-part and total limits."""

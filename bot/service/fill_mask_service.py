@@ -275,9 +275,7 @@ class FillMaskService:
         log.info("guild %s now uses %s", guild_id, checkpoint)
         return ModelStatus(checkpoint, checkpoint == self.default_model, ModelState.LOADED, model.mask_token)
 
-    async def _load_reporting(
-        self, checkpoint: str, on_progress: Callable[[LoadProgress], Awaitable[None]] | None
-    ) -> FillModel:
+    async def _load_reporting(self, checkpoint: str, on_progress: Callable[[LoadProgress], Awaitable[None]] | None) -> FillModel:
         loading = asyncio.ensure_future(self.registry.get(checkpoint))
         last: LoadProgress | None = None
         try:

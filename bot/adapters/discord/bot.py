@@ -80,9 +80,7 @@ class FillMaskBot(commands.Bot):
             name="heartbeat",
         )
         if self._service is None:
-            self._service = await self._service_scope.enter_async_context(
-                running_service(self.settings, registry=self.registry)
-            )
+            self._service = await self._service_scope.enter_async_context(running_service(self.settings, registry=self.registry))
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.dev_guild_id:
@@ -91,7 +89,9 @@ class FillMaskBot(commands.Bot):
             await self.tree.sync(guild=guild)
             log.info("slash commands synced to the dev guild %s", self.settings.dev_guild_id)
 
-    async def get_context(self, origin: discord.Message | discord.Interaction, /, *, cls: type[commands.Context[commands.Bot]] = FillContext) -> commands.Context[commands.Bot]:
+    async def get_context(
+        self, origin: discord.Message | discord.Interaction, /, *, cls: type[commands.Context[commands.Bot]] = FillContext
+    ) -> commands.Context[commands.Bot]:
         return await super().get_context(origin, cls=cls)
 
     async def _accepting_commands(self, ctx: commands.Context[commands.Bot]) -> bool:
