@@ -1,6 +1,6 @@
 """Run the real ``python -m bot`` entry point against a fake Discord, in a child process.
 
-The test process owns the fake (see ``fake_discord.py``) and passes its addresses here;
+The test process owns the fake (see ``tests/fakediscord/``) and passes its addresses here;
 this launcher points discord.py at them, then hands over to ``bot.__main__.main`` exactly
 as ``python -m bot`` would. Production code has no hook for this: only this file patches.
 """

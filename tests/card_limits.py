@@ -1,4 +1,4 @@
-"""Discord's embed limits, checked independently of ``Card.fitted()``, for cards and embeds."""
+"""Discord's embed limits, checked independently of ``MarkdownReply.fitted()``, for replies and embeds."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from bot.replies.reply import (
     FOOTER_LIMIT,
     TITLE_LIMIT,
     TOTAL_LIMIT,
-    Card,
+    MarkdownReply,
+    Reply,
+    to_markdown,
 )
 
 
-def assert_card_within_limits(card: Card) -> None:
+def assert_card_within_limits(reply: Reply | MarkdownReply) -> None:
+    card = to_markdown(reply) if isinstance(reply, Reply) else reply
     assert len(card.title) <= TITLE_LIMIT
     assert len(card.description) <= DESCRIPTION_LIMIT
     assert len(card.fields) <= FIELD_COUNT_LIMIT

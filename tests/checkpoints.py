@@ -91,9 +91,7 @@ def train_bert_tokenizer(corpus: Path = CORPUS_EN) -> BertTokenizerFast:
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     backend.decoder = decoders.WordPiece(prefix="##")
     # vocab_size is an upper bound: the corpus is small, so every word becomes a whole token.
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=1000, min_frequency=1, special_tokens=specials, show_progress=False
-    )
+    trainer = trainers.WordPieceTrainer(vocab_size=1000, min_frequency=1, special_tokens=specials, show_progress=False)
     backend.train([str(corpus)], trainer)
     # The trainer breaks merge ties in Rust HashMap order, which is randomised per process:
     # ids and even intermediate "##" pieces change from run to run. Keep only the stable
@@ -232,9 +230,7 @@ def train_masked_lm(
     model.train()
     for _ in range(steps):
         rows = torch.randint(len(sentences), (batch_size,), generator=generator)
-        inputs, labels = _mask_batch(
-            input_ids[rows], special_mask[rows], tokenizer.mask_token_id, len(tokenizer), generator
-        )
+        inputs, labels = _mask_batch(input_ids[rows], special_mask[rows], tokenizer.mask_token_id, len(tokenizer), generator)
         loss = model(input_ids=inputs, attention_mask=attention_mask[rows], labels=labels).loss
         optimizer.zero_grad()
         loss.backward()
@@ -273,9 +269,7 @@ def _camembert_config(tokenizer: PreTrainedTokenizerBase, **overrides: Any) -> C
 # --------------------------------------------------------------------------- builders
 
 
-def build_bert_checkpoint(
-    out_dir: Path, *, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = DEFAULT_SEED
-) -> Path:
+def build_bert_checkpoint(out_dir: Path, *, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = DEFAULT_SEED) -> Path:
     """Build a tiny trained BERT fill-mask checkpoint (mask token "[MASK]") in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -289,9 +283,7 @@ def build_bert_checkpoint(
     return out_dir
 
 
-def build_camembert_checkpoint(
-    out_dir: Path, *, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = DEFAULT_SEED
-) -> Path:
+def build_camembert_checkpoint(out_dir: Path, *, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = DEFAULT_SEED) -> Path:
     """Build a tiny trained CamemBERT fill-mask checkpoint (mask token "<mask>") in ``out_dir``."""
     out_dir = Path(out_dir)
     tokenizer = train_camembert_tokenizer(out_dir)
@@ -449,7 +441,7 @@ def build_hostile_vocab_checkpoint(
     # Fail here, not deep inside a Discord test, if the checkpoint does not do what it says.
     reloaded_tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
     reloaded = AutoModelForMaskedLM.from_pretrained(str(out_dir)).eval()
-    for token, token_id in zip(tokens, ids):
+    for token, token_id in zip(tokens, ids, strict=False):
         if reloaded_tokenizer.convert_tokens_to_ids(token) != token_id or reloaded_tokenizer.decode([token_id]) != token:
             raise RuntimeError(f"hostile token {token!r} does not round-trip: {reloaded_tokenizer.decode([token_id])!r}")
     encoded = reloaded_tokenizer("the cat sat on the [MASK] .", return_tensors="pt")

@@ -8,16 +8,16 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from collections.abc import AsyncIterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytest  # noqa: E402
+import pytest
 
 if TYPE_CHECKING:
-    from tests.discord_helpers import Harness
+    from tests.discord_helpers import BotOnFakeDiscord
 
-from checkpoints import (  # noqa: E402
+from tests.checkpoints import (
     build_bert_checkpoint,
     build_camembert_checkpoint,
     build_no_mask_checkpoint,
@@ -53,16 +53,16 @@ def not_mlm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator["Harness"]:
+async def harness(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[BotOnFakeDiscord]:
     """A real FillMaskBot connected to a fake Discord, its default (test BERT) model loaded."""
     from bot.adapters.discord.bot import FillMaskBot
-    from tests.discord_helpers import Harness, make_settings
-    from tests.fake_discord import FakeDiscord, start_bot, stop_bot
+    from tests.discord_helpers import BotOnFakeDiscord, make_settings
+    from tests.fakediscord import FakeDiscord, start_bot, stop_bot
 
     settings = make_settings(tmp_path, bert_checkpoint)
     async with FakeDiscord() as fake:
         bot = FillMaskBot(settings)
         await start_bot(bot)
         await bot.registry.get(bot.service.default_model)  # ready before the test speaks
-        yield Harness(fake, bot, settings)
+        yield BotOnFakeDiscord(fake, bot, settings)
         await stop_bot(bot)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bot.adapters.discord.bot import FillMaskBot
-from bot.settings import Settings
 from bot.inference.loading import load_masked_lm
 from bot.inference.masked_lm import MaskedLM
-from tests.fake_discord import FakeDiscord
+from bot.settings import Settings
+from tests.fakediscord import FakeDiscord
 
 
 @dataclass
-class Harness:
+class BotOnFakeDiscord:
     fake: FakeDiscord
     bot: FillMaskBot
     settings: Settings

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bot.service.guild_settings import GuildSettingsStore
+from bot.service.guild_settings import SqliteGuildSettings
 
 
 async def main(path: str, count: int) -> None:
-    async with GuildSettingsStore(path) as store:
+    async with SqliteGuildSettings(path) as store:
         for i in range(count):
             await store.set_checkpoint(1000 + i, f"owner/model-{i}", updated_by=i)
             if i % 3 == 0:

@@ -7,16 +7,11 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.replies.reply import (
-    TOTAL_LIMIT,
-    Card,
-    CardField,
-    escape,
-    fill_result_card,
-    truncate,
-)
+from bot.adapters.discord.embeds import reply_to_embed
 from bot.inference.types import FillResult, Prediction
-from bot.adapters.discord.embeds import card_to_embed
+from bot.replies.fill import fill_result_reply
+from bot.replies.markup import escape, truncate
+from bot.replies.reply import TOTAL_LIMIT, Reply, ReplyField, to_markdown
 from tests.card_limits import assert_embed_within_limits
 
 
@@ -53,9 +48,9 @@ hostile_text = st.lists(
 )
 def test_fill_card_fits_discord_limits(text: str, top_k: int, mask_count: int, word: str, checkpoint: str) -> None:
     result = make_result(text, [[word + str(i) for i in range(top_k)] for _ in range(mask_count)], checkpoint)
-    card = fill_result_card(result, text)
-    assert len(card) <= TOTAL_LIMIT
-    assert_embed_within_limits(card_to_embed(card))
+    reply = fill_result_reply(result, text)
+    assert len(to_markdown(reply)) <= TOTAL_LIMIT
+    assert_embed_within_limits(reply_to_embed(reply))
 
 
 @settings(max_examples=100, deadline=None)
@@ -66,8 +61,8 @@ def test_fill_card_fits_discord_limits(text: str, top_k: int, mask_count: int, w
     footer=st.text(max_size=3000),
 )
 def test_any_card_is_fitted(title: str, description: str, fields: list[tuple[str, str]], footer: str) -> None:
-    card = Card(title=title, description=description, fields=tuple(CardField(n, v) for n, v in fields), footer=footer)
-    assert_embed_within_limits(card_to_embed(card))
+    reply = Reply(title=title, description=description, fields=tuple(ReplyField(n, v) for n, v in fields), footer=footer)
+    assert_embed_within_limits(reply_to_embed(reply))
 
 
 def test_escape_neutralises_mentions_and_markdown() -> None:
@@ -96,7 +91,7 @@ def test_truncate_never_leaves_a_dangling_escape(text: str, limit: int) -> None:
 
 def test_fill_card_content() -> None:
     result = make_result("Le camembert est <mask> :)", [["délicieux", "excellent"]])
-    card = fill_result_card(result, "Le camembert est <mask> :)")
+    card = to_markdown(fill_result_reply(result, "Le camembert est <mask> :)"))
     assert "> Le camembert est \\<mask\\> \\:\\)" in card.description
     assert card.fields[0].name == "Predictions"
     lines = card.fields[0].value.splitlines()
@@ -108,6 +103,6 @@ def test_fill_card_content() -> None:
 
 def test_multi_mask_card_says_scores_are_per_mask() -> None:
     result = make_result("<mask> et <mask>", [["a"], ["b"]])
-    card = fill_result_card(result, "<mask> et <mask>")
+    card = to_markdown(fill_result_reply(result, "<mask> et <mask>"))
     assert [f.name for f in card.fields] == ["Mask 1 of 2", "Mask 2 of 2"]
     assert "per mask" in card.footer

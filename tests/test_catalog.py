@@ -7,10 +7,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.replies.reply import (
-    FIELD_COUNT_LIMIT,
-    Card,
-)
+from bot.inference.checkpoint_policy import is_hub_id
 from bot.replies.model_list import (
     DEFAULT_MARK,
     LOADED_MARK,
@@ -18,7 +15,12 @@ from bot.replies.model_list import (
     PATTERN_GROUP,
     autocomplete_choices,
     choice_name,
-    model_list_card,
+    model_list_reply,
+)
+from bot.replies.reply import (
+    FIELD_COUNT_LIMIT,
+    MarkdownReply,
+    to_markdown,
 )
 from bot.service.catalog import (
     CURATED,
@@ -28,7 +30,6 @@ from bot.service.catalog import (
     is_pattern,
     offered_models,
 )
-from bot.inference.checkpoint_policy import is_hub_id
 from tests.card_limits import assert_card_within_limits
 
 
@@ -36,7 +37,7 @@ def ids(entries: list[CatalogEntry]) -> list[str]:
     return [entry.checkpoint for entry in entries]
 
 
-def listed_lines(card: Card) -> list[str]:
+def listed_lines(card: MarkdownReply) -> list[str]:
     return [line for field in card.fields for line in field.value.split("\n")]
 
 
@@ -94,7 +95,12 @@ def test_patterns_expand_to_the_curated_entries_they_match_plus_themselves() -> 
     # Case-insensitive, as check_allowed is; no duplicates across items.
     offered = offered_models(("DBMDZ/*", "dbmdz/bert-base-german-cased", "*-base-*-cased"))
     names = ids(offered)
-    assert names[:4] == ["dbmdz/bert-base-german-cased", "dbmdz/bert-base-italian-cased", "dbmdz/bert-base-italian-xxl-cased", "dbmdz/bert-base-turkish-cased"]
+    assert names[:4] == [
+        "dbmdz/bert-base-german-cased",
+        "dbmdz/bert-base-italian-cased",
+        "dbmdz/bert-base-italian-xxl-cased",
+        "dbmdz/bert-base-turkish-cased",
+    ]
     assert names[4] == "DBMDZ/*"
     assert len(names) == len({name.lower() for name in names})
     assert "bert-base-multilingual-cased" in names and names[-1] == "*-base-*-cased"
@@ -167,7 +173,7 @@ def test_choice_names_fit_discord() -> None:
 
 
 def test_model_list_card_groups_by_language_and_marks_loaded_and_default() -> None:
-    card = model_list_card(offered_models(()), ["camembert-base", "XLM-RoBERTa-base"], "camembert-base")
+    card = to_markdown(model_list_reply(offered_models(()), ["camembert-base", "XLM-RoBERTa-base"], "camembert-base"))
     assert_card_within_limits(card)
     names = [field.name for field in card.fields]
     assert names[:3] == ["French", "English", "Multilingual"]
@@ -185,7 +191,7 @@ def test_model_list_card_groups_by_language_and_marks_loaded_and_default() -> No
 
 
 def test_default_outside_the_offered_list_is_still_named() -> None:
-    card = model_list_card(offered_models(("bert-base-uncased", "almanach/*")), [], "camembert-base")
+    card = to_markdown(model_list_reply(offered_models(("bert-base-uncased", "almanach/*")), [], "camembert-base"))
     assert_card_within_limits(card)
     assert "`camembert-base`" in card.description
     assert DEFAULT_MARK not in "".join(listed_lines(card))
@@ -195,7 +201,7 @@ def test_default_outside_the_offered_list_is_still_named() -> None:
 
 
 def test_ids_without_a_language_are_grouped_apart() -> None:
-    card = model_list_card(offered_models(("me/a", "me/b")), ["me/b"], "me/a")
+    card = to_markdown(model_list_reply(offered_models(("me/a", "me/b")), ["me/b"], "me/a"))
     assert [field.name for field in card.fields] == [OTHER_GROUP]
     assert card.fields[0].value == f"`me/a` {DEFAULT_MARK}\n`me/b` {LOADED_MARK}"
 
@@ -205,7 +211,7 @@ def test_200_entries_fit_and_the_rest_is_counted() -> None:
         CatalogEntry(f"organisation-{i:03d}/a-rather-long-model-name-{i:03d}", f"Language {i % 7}", "a note " * 12)
         for i in range(200)
     ]
-    card = model_list_card(offered, [offered[0].checkpoint], offered[0].checkpoint)
+    card = to_markdown(model_list_reply(offered, [offered[0].checkpoint], offered[0].checkpoint))
     assert_card_within_limits(card)
     shown = len(listed_lines(card))
     match = re.fullmatch(r"… and (\d+) more .*", card.footer)
@@ -218,14 +224,14 @@ def test_200_entries_fit_and_the_rest_is_counted() -> None:
 
 def test_many_languages_stop_at_25_fields() -> None:
     offered = [CatalogEntry(f"o/m{i}", f"Language {i}", "") for i in range(200)]
-    card = model_list_card(offered, [], "o/m0")
+    card = to_markdown(model_list_reply(offered, [], "o/m0"))
     assert_card_within_limits(card)
     assert len(card.fields) == FIELD_COUNT_LIMIT
     assert card.footer.startswith(f"… and {200 - FIELD_COUNT_LIMIT} more")
 
 
 def test_empty_list() -> None:
-    card = model_list_card([], [], "camembert-base")
+    card = to_markdown(model_list_reply([], [], "camembert-base"))
     assert_card_within_limits(card)
     assert card.fields == () and "No models" in card.description
 
@@ -247,7 +253,7 @@ entry_strategy = st.builds(
     query=st.text(max_size=120),
 )
 def test_any_catalog_fits_discord(offered: list[CatalogEntry], loaded: list[str], default: str, query: str) -> None:
-    card = model_list_card(offered, loaded, default)
+    card = to_markdown(model_list_reply(offered, loaded, default))
     assert_card_within_limits(card)
     if card.footer:
         hidden = int(re.match(r"… and (\d+) more", card.footer).group(1))

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from bot.inference.batching import BatchingModel, BusyError
+from bot.inference.checkpoint_policy import CheckpointPolicy, check_allowed
 from bot.inference.errors import CheckpointLoadError, CheckpointNotAllowedError
 from bot.inference.loading import load_masked_lm, safetensors_parameter_count
-from bot.inference.checkpoint_policy import CheckpointPolicy, check_allowed
 from bot.inference.types import FillRequest
 
 
@@ -74,7 +74,20 @@ def test_local_paths_need_the_switch_and_a_listed_directory(bert_checkpoint: Pat
 
 @pytest.mark.parametrize(
     "reference",
-    ["", "   ", "a" * 300, "a\x00b", "~" + "x" * 5000, "owner/name/extra", "../../etc", "name with spaces", "owner/..", "@everyone", "<@123>", "x`y"],
+    [
+        "",
+        "   ",
+        "a" * 300,
+        "a\x00b",
+        "~" + "x" * 5000,
+        "owner/name/extra",
+        "../../etc",
+        "name with spaces",
+        "owner/..",
+        "@everyone",
+        "<@123>",
+        "x`y",
+    ],
 )
 def test_malformed_hub_ids_are_refused_in_plain_words(reference: str) -> None:
     with pytest.raises(CheckpointNotAllowedError) as caught:
@@ -133,3 +146,18 @@ async def test_a_full_queue_answers_busy_with_a_retry_time(bert_checkpoint: Path
     assert len(answered) == 3 and len(busy) == 7
     assert all("try again in" in str(b) and b.retry_after > 0 for b in busy)
     assert served.outstanding == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"junk" * 10, (2**40).to_bytes(8, "little") + b"{}", (10).to_bytes(8, "little") + b"{not json}"],
+    ids=["empty", "junk", "huge-header", "bad-json"],
+)
+def test_an_invalid_safetensors_file_is_explained(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "model.safetensors").write_bytes(content)
+    with pytest.raises(CheckpointLoadError, match=r"^`model\.safetensors` is not a valid safetensors file\.$"):
+        safetensors_parameter_count(tmp_path)
+
+
+def test_a_folder_without_safetensors_has_no_header_count(tmp_path: Path) -> None:
+    assert safetensors_parameter_count(tmp_path) is None

@@ -19,7 +19,7 @@ from transformers import (
     pipeline,
 )
 
-from checkpoints import (
+from tests.checkpoints import (
     BERT_EXPECTED,
     CAMEMBERT_EXPECTED,
     MODEL_MAX_LENGTH,
@@ -143,13 +143,17 @@ def _vocab_fingerprint(tmp_dir: str) -> str:
 def test_tokenizer_ids_are_identical_across_processes(tmp_path: Path) -> None:
     # The tokenizers trainers use Rust hash maps seeded per process; ids must not depend on that.
     script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import test_checkpoints as t; "
+        "import sys; sys.path.insert(0, sys.argv[1]); import tests.test_checkpoints as t; "
         "print(t._vocab_fingerprint(sys.argv[2]))"
     )
-    other = subprocess.run(
-        [sys.executable, "-c", script, str(Path(__file__).parent), str(tmp_path / "other")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip().splitlines()[-1]
+    other = (
+        subprocess.run(
+            [sys.executable, "-c", script, str(Path(__file__).parents[1]), str(tmp_path / "other")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert other == _vocab_fingerprint(str(tmp_path / "here"))

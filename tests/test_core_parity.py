@@ -67,11 +67,11 @@ def reference(lm: MaskedLM, request: FillRequest) -> list[list[dict[str, Any]]]:
 
 def assert_same(result: FillResult, expected: list[list[dict[str, Any]]]) -> None:
     assert len(result.masks) == len(expected)
-    for got, want in zip(result.masks, expected):
+    for got, want in zip(result.masks, expected, strict=False):
         assert [p.token for p in got] == [p["token"] for p in want]
         assert [p.token_str for p in got] == [p["token_str"] for p in want]
         assert [p.sequence for p in got] == [p["sequence"] for p in want]
-        for p, w in zip(got, want):
+        for p, w in zip(got, want, strict=False):
             assert p.score == pytest.approx(w["score"], abs=SCORE_TOLERANCE)
 
 
@@ -95,7 +95,7 @@ def test_full_forward_fallback_gives_the_same_answers(bert_checkpoint: Path) -> 
     lm = load_masked_lm(str(bert_checkpoint))
     lean = [lm.predict(r) for r in BERT_CASES]
     lm._head = None
-    for request, lean_result in zip(BERT_CASES, lean):
+    for request, lean_result in zip(BERT_CASES, lean, strict=False):
         full = lm.predict(request)
         assert [[p.token for p in m] for m in full.masks] == [[p.token for p in m] for m in lean_result.masks]
         assert_same(full, reference(lm, request))
@@ -104,7 +104,7 @@ def test_full_forward_fallback_gives_the_same_answers(bert_checkpoint: Path) -> 
 def test_mixed_batch_matches_pipeline_per_request(bert_lm: MaskedLM) -> None:
     # Mixed lengths, mask counts, top_k and targets in one padded forward pass.
     outcomes = bert_lm.predict_batch(BERT_CASES)
-    for request, outcome in zip(BERT_CASES, outcomes):
+    for request, outcome in zip(BERT_CASES, outcomes, strict=False):
         assert isinstance(outcome, FillResult)
         assert outcome.batch_size == len(BERT_CASES)
         assert_same(outcome, reference(bert_lm, request))
@@ -156,7 +156,7 @@ async def test_concurrent_callers_get_their_own_pipeline_equal_results(bert_lm: 
         results = await asyncio.gather(*(served.fill(r) for r in requests))
     finally:
         await served.aclose()
-    for request, result in zip(requests, results):
+    for request, result in zip(requests, results, strict=False):
         assert result.text == request.text
         assert_same(result, reference(bert_lm, request))
     assert max(r.batch_size for r in results) > 1  # they really shared forward passes

@@ -13,8 +13,8 @@ import pytest
 
 from bot.adapters.discord.bot import FillMaskBot
 from bot.inference.registry import ModelRegistry
-from tests.discord_helpers import Harness, SlowLoader, embed_text, make_settings, titled
-from tests.fake_discord import FakeDiscord, start_bot, stop_bot
+from tests.discord_helpers import BotOnFakeDiscord, SlowLoader, embed_text, make_settings, titled
+from tests.fakediscord import FakeDiscord, start_bot, stop_bot
 
 EPHEMERAL = 1 << 6
 
@@ -30,7 +30,7 @@ def assert_pings_nobody(fake: FakeDiscord) -> None:
 # -- fill ------------------------------------------------------------------------------
 
 
-async def test_prefix_fill_replies_with_an_embed(harness: Harness) -> None:
+async def test_prefix_fill_replies_with_an_embed(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     message_id = await fake.send_message(fake.member_id, "!fill the cat sat on the <mask> .")
     body = await fake.wait_for_message(titled("Fill-mask"))
@@ -44,7 +44,7 @@ async def test_prefix_fill_replies_with_an_embed(harness: Harness) -> None:
     assert_pings_nobody(fake)
 
 
-async def test_slash_fill_defers_then_sends_the_embed(harness: Harness) -> None:
+async def test_slash_fill_defers_then_sends_the_embed(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     token = await fake.send_slash(fake.member_id, "fill", {"text": "the cat sat on the [MASK] .", "top_k": 3})
     callback = await fake.wait_for(kind="interaction.callback", token=token)
@@ -55,7 +55,7 @@ async def test_slash_fill_defers_then_sends_the_embed(harness: Harness) -> None:
     assert_pings_nobody(fake)
 
 
-async def test_slash_targets_option_scores_only_those_words(harness: Harness) -> None:
+async def test_slash_targets_option_scores_only_those_words(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     token = await fake.send_slash(fake.member_id, "fill", {"text": "the cat sat on the <mask> .", "targets": "dog, mat"})
     body = await fake.wait_for_message(titled("Fill-mask"), token=token)
@@ -63,7 +63,7 @@ async def test_slash_targets_option_scores_only_those_words(harness: Harness) ->
     assert len(lines) == 2 and "**mat**" in lines[0] and "**dog**" in lines[1]
 
 
-async def test_prefix_targets_and_top_k_inline(harness: Harness) -> None:
+async def test_prefix_targets_and_top_k_inline(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     await fake.send_message(fake.member_id, "!fill k=1 the cat sat on the [mask] . | dog, mat")
     body = await fake.wait_for_message(titled("Fill-mask"))
@@ -71,7 +71,7 @@ async def test_prefix_targets_and_top_k_inline(harness: Harness) -> None:
     assert len(lines) == 1 and "**mat**" in lines[0]
 
 
-async def test_several_masks_one_field_each(harness: Harness) -> None:
+async def test_several_masks_one_field_each(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     await fake.send_message(fake.member_id, "!fill the <mask> sat on the <mask> .")
     body = await fake.wait_for_message(titled("Fill-mask"))
@@ -90,7 +90,7 @@ async def test_several_masks_one_field_each(harness: Harness) -> None:
         ("!fill", "Something is missing"),
     ],
 )
-async def test_bad_input_gets_a_clear_reply(harness: Harness, text: str, expected: str) -> None:
+async def test_bad_input_gets_a_clear_reply(harness: BotOnFakeDiscord, text: str, expected: str) -> None:
     fake = harness.fake
     await fake.send_message(fake.member_id, text)
     body = await fake.wait_for_message(titled("⚠️"))
@@ -98,16 +98,18 @@ async def test_bad_input_gets_a_clear_reply(harness: Harness, text: str, expecte
     assert "Traceback" not in embed_text(body)
 
 
-async def test_slash_top_k_out_of_range_is_refused_politely(harness: Harness) -> None:
+async def test_slash_top_k_out_of_range_is_refused_politely(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     token = await fake.send_slash(fake.member_id, "fill", {"text": "the <mask>", "top_k": 50})
     body = await fake.wait_for_message(token=token)
     assert "⚠️" in embed_text(body)
 
 
-async def test_mentions_in_input_are_escaped_and_never_ping(harness: Harness) -> None:
+async def test_mentions_in_input_are_escaped_and_never_ping(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
-    await fake.send_message(fake.member_id, f"!fill @everyone @here <@{fake.admin_id}> <@&{fake.admin_role_id}> the cat sat on the <mask> .")
+    await fake.send_message(
+        fake.member_id, f"!fill @everyone @here <@{fake.admin_id}> <@&{fake.admin_role_id}> the cat sat on the <mask> ."
+    )
     body = await fake.wait_for_message(titled("Fill-mask"))
     description = body["embeds"][0]["description"]
     assert "\\@everyone" in description and "\\@here" in description
@@ -118,11 +120,11 @@ async def test_mentions_in_input_are_escaped_and_never_ping(harness: Harness) ->
         assert stored.get("mention_everyone") is False and not stored.get("mentions") and not stored.get("mention_roles")
 
 
-async def test_an_internal_error_shows_no_traceback(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_internal_error_shows_no_traceback(harness: BotOnFakeDiscord, monkeypatch: pytest.MonkeyPatch) -> None:
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internal detail /home/bot/.env")
 
-    monkeypatch.setattr(harness.bot.service, "fill", broken)
+    monkeypatch.setattr(harness.bot.service, "answer", broken)
     fake = harness.fake
     await fake.send_message(fake.member_id, "!fill the <mask>")
     body = await fake.wait_for_message(titled("⚠️"))
@@ -163,7 +165,7 @@ async def test_fill_while_loading_shows_a_notice_then_the_result(tmp_path: Path,
 # -- model admin -----------------------------------------------------------------------
 
 
-async def test_plain_member_cannot_set_the_model_on_either_path(harness: Harness, camembert_checkpoint: Path) -> None:
+async def test_plain_member_cannot_set_the_model_on_either_path(harness: BotOnFakeDiscord, camembert_checkpoint: Path) -> None:
     fake = harness.fake
     await fake.send_message(fake.member_id, f"!model set {camembert_checkpoint}")
     body = await fake.wait_for_message(titled("⚠️"))
@@ -177,7 +179,7 @@ async def test_plain_member_cannot_set_the_model_on_either_path(harness: Harness
     assert await harness.bot.service.checkpoint_for(fake.guild_id) == harness.bot.service.default_model
 
 
-async def test_admin_sets_the_model_on_the_prefix_path(harness: Harness, camembert_checkpoint: Path) -> None:
+async def test_admin_sets_the_model_on_the_prefix_path(harness: BotOnFakeDiscord, camembert_checkpoint: Path) -> None:
     fake = harness.fake
     await fake.send_message(fake.admin_id, f"!model set {camembert_checkpoint}")
     notice = await fake.wait_for_message(titled("⏳"))
@@ -191,7 +193,7 @@ async def test_admin_sets_the_model_on_the_prefix_path(harness: Harness, camembe
 
 
 async def test_admin_sets_the_model_on_the_slash_path_and_failure_keeps_the_old_one(
-    harness: Harness, camembert_checkpoint: Path, not_mlm_checkpoint: Path
+    harness: BotOnFakeDiscord, camembert_checkpoint: Path, not_mlm_checkpoint: Path
 ) -> None:
     fake = harness.fake
     token = await fake.send_slash(fake.admin_id, "model", {"checkpoint": str(not_mlm_checkpoint)}, subcommand="set")
@@ -237,7 +239,7 @@ async def test_choice_survives_a_new_bot_instance(tmp_path: Path, bert_checkpoin
             await stop_bot(second)
 
 
-async def test_owner_can_sync_and_others_cannot(harness: Harness) -> None:
+async def test_owner_can_sync_and_others_cannot(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     await fake.send_message(fake.member_id, "!sync")
     refused = await fake.wait_for_message(titled("⚠️"))
@@ -264,6 +266,8 @@ async def test_shutdown_lets_replies_in_flight_finish_and_refuses_new_ones(tmp_p
         assert "restarting" in embed_text(refused)
         await asyncio.wait_for(closing, 30)
         # The reply in flight reached its user before the bot went away.
-        final = [m for m in fake.messages_sent() if any((e.get("title") or "").startswith("Fill-mask") for e in m.get("embeds") or [])]
+        final = [
+            m for m in fake.messages_sent() if any((e.get("title") or "").startswith("Fill-mask") for e in m.get("embeds") or [])
+        ]
         assert final and "**mat**" in embed_text(final[-1])
         await stop_bot(bot)

@@ -16,8 +16,8 @@ import pytest
 
 from bot.adapters.discord.bot import FillMaskBot
 from bot.inference.registry import ModelRegistry, ModelState
-from tests.discord_helpers import Harness, SlowLoader, embed_text, make_settings, titled
-from tests.fake_discord import FakeDiscord, SlashCommandUnavailable, start_bot, stop_bot
+from tests.discord_helpers import BotOnFakeDiscord, SlowLoader, embed_text, make_settings, titled
+from tests.fakediscord import FakeDiscord, SlashCommandUnavailable, start_bot, stop_bot
 
 EPHEMERAL = 1 << 6
 NO_PING = {"parse": []}
@@ -37,12 +37,12 @@ def assert_all_replies_in_dm_and_ping_nobody(fake: FakeDiscord, dm_channel: int)
     assert all(r.ok for r in fake.requests), [r for r in fake.requests if not r.ok]
 
 
-async def assert_nothing_stored(harness: Harness, camembert_checkpoint: Path) -> None:
+async def assert_nothing_stored(harness: BotOnFakeDiscord, camembert_checkpoint: Path) -> None:
     service = harness.bot.service
     assert await service.checkpoint_for(None) == service.default_model
     assert await service.checkpoint_for(harness.fake.guild_id) == service.default_model
-    assert harness.bot.store is not None
-    assert await harness.bot.store.count_guilds_per_checkpoint() == {}
+    assert harness.bot.service.store is not None
+    assert await harness.bot.service.store.count_guilds_per_checkpoint() == {}
     # Refused before any work: the other checkpoint was never even loaded.
     assert harness.bot.registry.state(str(camembert_checkpoint)) is ModelState.NOT_LOADED
 
@@ -50,7 +50,7 @@ async def assert_nothing_stored(harness: Harness, camembert_checkpoint: Path) ->
 # -- the fake's DM plumbing, as discord.py sees it --------------------------------------
 
 
-async def test_a_dm_reaches_the_bot_as_a_private_message(harness: Harness) -> None:
+async def test_a_dm_reaches_the_bot_as_a_private_message(harness: BotOnFakeDiscord) -> None:
     fake, bot = harness.fake, harness.bot
     waiter = asyncio.create_task(bot.wait_for("message", check=lambda m: m.author.id == fake.member_id, timeout=5))
     await asyncio.sleep(0)  # let wait_for register before the event can arrive
@@ -66,7 +66,7 @@ async def test_a_dm_reaches_the_bot_as_a_private_message(harness: Harness) -> No
     assert "guild_id" not in frame.d and "member" not in frame.d
 
 
-async def test_create_dm_opens_the_same_channel_and_bot_messages_are_recorded(harness: Harness) -> None:
+async def test_create_dm_opens_the_same_channel_and_bot_messages_are_recorded(harness: BotOnFakeDiscord) -> None:
     fake, bot = harness.fake, harness.bot
     stranger = fake.add_user("stranger")  # shares no guild with the bot
     user = await bot.fetch_user(stranger)
@@ -86,7 +86,7 @@ async def test_create_dm_opens_the_same_channel_and_bot_messages_are_recorded(ha
     assert fake.dm_channel_id(stranger) == channel.id  # the same channel, both ways
 
 
-async def test_dm_channel_edge_cases_answer_like_discord(harness: Harness) -> None:
+async def test_dm_channel_edge_cases_answer_like_discord(harness: BotOnFakeDiscord) -> None:
     fake, bot = harness.fake, harness.bot
     other_bot = fake.add_user("otherbot", bot=True)
     channel = await (await bot.fetch_user(other_bot)).create_dm()
@@ -103,7 +103,7 @@ async def test_dm_channel_edge_cases_answer_like_discord(harness: Harness) -> No
 # -- (a) fill in a DM ------------------------------------------------------------------
 
 
-async def test_prefix_fill_in_a_dm_uses_the_default_model(harness: Harness) -> None:
+async def test_prefix_fill_in_a_dm_uses_the_default_model(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     message_id = await fake.send_dm(fake.member_id, "!fill the cat sat on the <mask> .")
     dm = fake.dm_channel_id(fake.member_id)
@@ -120,7 +120,7 @@ async def test_prefix_fill_in_a_dm_uses_the_default_model(harness: Harness) -> N
     assert_all_replies_in_dm_and_ping_nobody(fake, dm)
 
 
-async def test_slash_fill_in_a_dm_uses_the_default_model(harness: Harness) -> None:
+async def test_slash_fill_in_a_dm_uses_the_default_model(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     token = await fake.send_slash(fake.member_id, "fill", {"text": "the cat sat on the [MASK] .", "top_k": 3}, dm=True)
     callback = await fake.wait_for(kind="interaction.callback", token=token)
@@ -152,7 +152,9 @@ async def test_prefix_fill_in_a_dm_while_loading_edits_the_notice_in_the_dm(tmp_
             await stop_bot(bot)
 
 
-async def test_a_servers_model_does_not_follow_its_members_into_dms(harness: Harness, camembert_checkpoint: Path) -> None:
+async def test_a_servers_model_does_not_follow_its_members_into_dms(
+    harness: BotOnFakeDiscord, camembert_checkpoint: Path
+) -> None:
     fake = harness.fake
     await fake.send_message(fake.admin_id, f"!model set {camembert_checkpoint}")
     await fake.wait_for_message(titled("✅"), timeout=30)
@@ -173,7 +175,7 @@ async def test_a_servers_model_does_not_follow_its_members_into_dms(harness: Har
 
 @pytest.mark.parametrize("command", ["set", "reset"])
 async def test_prefix_model_change_in_a_dm_is_refused_and_stores_nothing(
-    harness: Harness, camembert_checkpoint: Path, command: str
+    harness: BotOnFakeDiscord, camembert_checkpoint: Path, command: str
 ) -> None:
     fake = harness.fake
     text = f"!model set {camembert_checkpoint}" if command == "set" else "!model reset"
@@ -193,16 +195,14 @@ async def test_prefix_model_change_in_a_dm_is_refused_and_stores_nothing(
 
 @pytest.mark.parametrize("command", ["set", "reset"])
 async def test_slash_model_change_in_a_dm_is_refused_and_stores_nothing(
-    harness: Harness, camembert_checkpoint: Path, command: str
+    harness: BotOnFakeDiscord, camembert_checkpoint: Path, command: str
 ) -> None:
     fake, bot = harness.fake, harness.bot
     await bot.tree.sync()  # publish the global commands to the fake, as `!sync` does
     options = {"checkpoint": str(camembert_checkpoint)} if command == "set" else None
     # enforce_default_permissions: Discord does offer /model in the bot's DM (the group allows
     # the BOT_DM context), so the bot's own check is the only thing standing in the way.
-    token = await fake.send_slash(
-        fake.owner_id, "model", options, subcommand=command, dm=True, enforce_default_permissions=True
-    )
+    token = await fake.send_slash(fake.owner_id, "model", options, subcommand=command, dm=True, enforce_default_permissions=True)
     callback = await fake.wait_for(kind="interaction.callback", token=token)
     body = await fake.wait_for_message(token=token)
     assert REFUSAL in embed_text(body)
@@ -213,7 +213,7 @@ async def test_slash_model_change_in_a_dm_is_refused_and_stores_nothing(
     assert_all_replies_in_dm_and_ping_nobody(fake, fake.dm_channel_id(fake.owner_id))
 
 
-async def test_the_fake_hides_a_guild_only_command_in_dms(harness: Harness) -> None:
+async def test_the_fake_hides_a_guild_only_command_in_dms(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     fake.global_commands.append({"id": "1", "name": "guildy", "type": 1, "contexts": [0]})
     with pytest.raises(SlashCommandUnavailable):
@@ -225,7 +225,7 @@ async def test_the_fake_hides_a_guild_only_command_in_dms(harness: Harness) -> N
 # -- (d) model show in a DM --------------------------------------------------------------
 
 
-async def test_prefix_model_show_in_a_dm_shows_the_default(harness: Harness) -> None:
+async def test_prefix_model_show_in_a_dm_shows_the_default(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     await fake.send_dm(fake.member_id, "!model show")
     dm = fake.dm_channel_id(fake.member_id)
@@ -236,7 +236,7 @@ async def test_prefix_model_show_in_a_dm_shows_the_default(harness: Harness) -> 
     assert_all_replies_in_dm_and_ping_nobody(fake, dm)
 
 
-async def test_slash_model_show_in_a_dm_shows_the_default(harness: Harness) -> None:
+async def test_slash_model_show_in_a_dm_shows_the_default(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     token = await fake.send_slash(fake.member_id, "model", subcommand="show", dm=True)
     body = await fake.wait_for_message(titled("The bot's default model"), token=token)

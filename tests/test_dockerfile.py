@@ -39,7 +39,10 @@ def hadolint(dockerfile: Path, tmp_path: Path) -> list[dict[str, object]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HADOLINT_")}
     result = subprocess.run(
         [hadolint_binary(), "--config", str(config), "--format", "json", "--no-fail", str(dockerfile)],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.inference.loading import load_masked_lm
 from bot.inference.checkpoint_policy import CheckpointPolicy
+from bot.inference.loading import load_masked_lm
 from bot.inference.registry import ModelRegistry
 from bot.service.fill_mask_service import FillMaskService, SettingsUnavailableError
-from bot.service.guild_settings import GuildSettingsStore
-from tests.fake_discord import FakeDiscord
+from bot.service.guild_settings import SqliteGuildSettings
+from tests.fakediscord import FakeDiscord
 from tests.test_process import bot_env, start_process, stop_process, titled
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,9 @@ def test_every_acknowledged_write_survives_sigkill(tmp_path: Path) -> None:
     path = tmp_path / "settings.sqlite3"
     child = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "settings_writer.py"), str(path), "100000"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     acked: dict[int, str] = {}
     assert child.stdout is not None
@@ -62,22 +64,16 @@ async def test_bot_process_killed_mid_switches_keeps_the_last_acknowledged_choic
                 sent.append((await fake.send_message(fake.admin_id, f"!model set {target}"), target))
                 await asyncio.sleep(0.02)
             # Wait for some acknowledgements, then kill while the rest are being processed.
-            await fake.wait_for(
-                lambda r: len([m for m in fake.messages_sent() if titled("✅")(m)]) >= 5, timeout=60
-            )
+            await fake.wait_for(lambda r: len([m for m in fake.messages_sent() if titled("✅")(m)]) >= 5, timeout=60)
         finally:
             process.send_signal(signal.SIGKILL)
             await process.wait()
-        acked_ids = {
-            int((m.get("message_reference") or {}).get("message_id", 0))
-            for m in fake.history()
-            if titled("✅")(m)
-        }
+        acked_ids = {int((m.get("message_reference") or {}).get("message_id", 0)) for m in fake.history() if titled("✅")(m)}
     order = [mid for mid, _ in sent]
     last_acked = max((order.index(mid) for mid in acked_ids if mid in order), default=None)
     assert last_acked is not None
     allowed = {target for _, target in sent[last_acked:]}  # the last acked one, or one sent later
-    async with GuildSettingsStore(tmp_path / "process.sqlite3") as store:
+    async with SqliteGuildSettings(tmp_path / "process.sqlite3") as store:
         stored = await store.get_checkpoint(FakeDiscord.guild_id)
     assert stored in allowed
 
@@ -85,9 +81,11 @@ async def test_bot_process_killed_mid_switches_keeps_the_last_acknowledged_choic
 async def test_locked_database_refuses_the_change_and_fill_keeps_working(bert_checkpoint: Path, tmp_path: Path) -> None:
     path = tmp_path / "locked.sqlite3"
     registry = ModelRegistry(load_masked_lm, max_loaded=1)
-    async with GuildSettingsStore(path, timeout=0.2) as store:
+    async with SqliteGuildSettings(path, timeout=0.2) as store:
         service = FillMaskService(
-            registry, store, default_model=str(bert_checkpoint),
+            registry,
+            store,
+            default_model=str(bert_checkpoint),
             policy=CheckpointPolicy(allow_local_models=True, local_roots=(bert_checkpoint.parent,)),
         )
         holder = sqlite3.connect(path, isolation_level=None)

@@ -1,4 +1,4 @@
-"""Self-tests for tests/fake_discord.py: a real commands.Bot driven through the fake Discord."""
+"""Self-tests for tests/fakediscord/: a real commands.Bot driven through the fake Discord."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from tests.fake_discord import (
+from tests.fakediscord import (
     FakeDiscord,
     Opt,
     SlashCommandUnavailable,
@@ -21,10 +21,10 @@ from tests.fake_discord import (
 )
 
 
-class Harness(commands.Cog):
+class ProbeCog(commands.Cog):
     """Throwaway commands exercising each reply path."""
 
-    def __init__(self, bot: "HarnessBot") -> None:
+    def __init__(self, bot: ProbeBot) -> None:
         self.bot = bot
 
     @commands.hybrid_command(name="echo", description="Echo text back")
@@ -54,7 +54,7 @@ class Harness(commands.Cog):
         await ctx.send(f"set {key}={value}")
 
 
-class HarnessBot(commands.Bot):
+class ProbeBot(commands.Bot):
     def __init__(self) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # intents.members stays False
@@ -68,7 +68,7 @@ class HarnessBot(commands.Bot):
         self.ran: list[str] = []
 
     async def setup_hook(self) -> None:
-        await self.add_cog(Harness(self))
+        await self.add_cog(ProbeCog(self))
 
     async def on_command_error(self, ctx: commands.Context, error: commands.CommandError) -> None:
         self.command_errors.append(error)
@@ -83,14 +83,14 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 
 
 @pytest.fixture
-async def bot(fake: FakeDiscord) -> AsyncIterator[HarnessBot]:
-    b = HarnessBot()
+async def bot(fake: FakeDiscord) -> AsyncIterator[ProbeBot]:
+    b = ProbeBot()
     await start_bot(b)
     yield b
     await stop_bot(b)
 
 
-async def test_login_and_guild_cache(fake: FakeDiscord, bot: HarnessBot) -> None:
+async def test_login_and_guild_cache(fake: FakeDiscord, bot: ProbeBot) -> None:
     assert bot.user is not None and bot.user.id == fake.bot_user_id
     assert bot.application_id == fake.application_id
     guild = bot.get_guild(fake.guild_id)
@@ -105,7 +105,7 @@ async def test_login_and_guild_cache(fake: FakeDiscord, bot: HarnessBot) -> None
     assert [r.path for r in fake.requests[:2]] == ["/users/@me", "/oauth2/applications/@me"]
 
 
-async def test_prefix_echo(fake: FakeDiscord, bot: HarnessBot) -> None:
+async def test_prefix_echo(fake: FakeDiscord, bot: ProbeBot) -> None:
     await fake.send_message(fake.member_id, "!echo hi")
     body = await fake.wait_for_message(lambda b: b.get("content") == "hi")
     req = fake.find(kind="message.create")[-1]
@@ -115,14 +115,14 @@ async def test_prefix_echo(fake: FakeDiscord, bot: HarnessBot) -> None:
     assert body["allowed_mentions"] == {"parse": []}
 
 
-async def test_allowed_mentions_suppress_pings(fake: FakeDiscord, bot: HarnessBot) -> None:
+async def test_allowed_mentions_suppress_pings(fake: FakeDiscord, bot: ProbeBot) -> None:
     await fake.send_message(fake.member_id, f"!echo hello <@{fake.admin_id}> @everyone")
     req = await fake.wait_for(kind="message.create")
     assert req.json["allowed_mentions"] == {"parse": []}
     assert req.response["mentions"] == [] and req.response["mention_everyone"] is False
 
 
-async def test_slash_echo(fake: FakeDiscord, bot: HarnessBot) -> None:
+async def test_slash_echo(fake: FakeDiscord, bot: ProbeBot) -> None:
     token = await fake.send_slash(fake.member_id, "echo", {"text": "hi"})
     req = await fake.wait_for(kind="interaction.callback", token=token)
     assert req.callback_type == 4
@@ -132,17 +132,15 @@ async def test_slash_echo(fake: FakeDiscord, bot: HarnessBot) -> None:
     assert fake.interactions[token].response_type == 4
 
 
-async def test_slash_option_types(fake: FakeDiscord, bot: HarnessBot) -> None:
-    token = await fake.send_slash(
-        fake.owner_id, "add", {"a": 2, "b": 0.5, "loud": True, "who": Opt(fake.member_id, 6)}
-    )
+async def test_slash_option_types(fake: FakeDiscord, bot: ProbeBot) -> None:
+    token = await fake.send_slash(fake.owner_id, "add", {"a": 2, "b": 0.5, "loud": True, "who": Opt(fake.member_id, 6)})
     body = await fake.wait_for_message(token=token)
     assert body["content"] == f"2.5 FOR {fake.member_id}"
     opts = fake.interactions[token].payload["data"]["options"]
     assert [o["type"] for o in opts] == [4, 10, 5, 6]
 
 
-async def test_deferred_followup_with_embed_then_edit(fake: FakeDiscord, bot: HarnessBot) -> None:
+async def test_deferred_followup_with_embed_then_edit(fake: FakeDiscord, bot: ProbeBot) -> None:
     token = await fake.send_slash(fake.member_id, "slow")
     edit = await fake.wait_for(kind="followup.edit", token=token)
     kinds = [(r.kind, r.method) for r in fake.find(token=token)]
@@ -164,7 +162,7 @@ async def test_deferred_followup_with_embed_then_edit(fake: FakeDiscord, bot: Ha
     assert final["embeds"][0]["description"] == "edited" and not final["flags"] & 128
 
 
-async def test_deferred_on_prefix_path_is_plain_channel_post(fake: FakeDiscord, bot: HarnessBot) -> None:
+async def test_deferred_on_prefix_path_is_plain_channel_post(fake: FakeDiscord, bot: ProbeBot) -> None:
     await fake.send_message(fake.member_id, "!slow")
     edit = await fake.wait_for(kind="message.edit")
     create = fake.find(kind="message.create")[-1]
@@ -173,7 +171,7 @@ async def test_deferred_on_prefix_path_is_plain_channel_post(fake: FakeDiscord, 
     assert not fake.find(kind="interaction.callback")
 
 
-async def test_guarded_subcommand_prefix(fake: FakeDiscord, bot: HarnessBot) -> None:
+async def test_guarded_subcommand_prefix(fake: FakeDiscord, bot: ProbeBot) -> None:
     await fake.send_message(fake.member_id, "!config set color blue")
     refusal = await fake.wait_for_message(lambda b: "Manage Server" in (b.get("content") or ""))
     assert "flags" not in refusal or not refusal["flags"] & 64  # ephemeral is ignored off-interaction
@@ -186,7 +184,7 @@ async def test_guarded_subcommand_prefix(fake: FakeDiscord, bot: HarnessBot) -> 
     assert bot.ran == ["set color=blue"]
 
 
-async def test_guarded_subcommand_slash(fake: FakeDiscord, bot: HarnessBot) -> None:
+async def test_guarded_subcommand_slash(fake: FakeDiscord, bot: ProbeBot) -> None:
     token = await fake.send_slash(fake.member_id, "config", {"key": "color", "value": "blue"}, subcommand="set")
     req = await fake.wait_for(kind="interaction.callback", token=token)
     assert req.callback_type == 4 and req.json["data"]["flags"] & 64  # ephemeral refusal
@@ -198,8 +196,9 @@ async def test_guarded_subcommand_slash(fake: FakeDiscord, bot: HarnessBot) -> N
     # has_guild_permissions reads the member's *roles* (Member.guild_permissions), not the
     # interaction's member.permissions (that feeds ctx.permissions / interaction.permissions).
     errors_before = len(bot.command_errors)
-    token = await fake.send_slash(fake.member_id, "config", {"key": "k", "value": "v"}, subcommand="set",
-                                  permissions=discord.Permissions.all().value)
+    token = await fake.send_slash(
+        fake.member_id, "config", {"key": "k", "value": "v"}, subcommand="set", permissions=discord.Permissions.all().value
+    )
     await fake.wait_for(kind="interaction.callback", token=token)
     assert isinstance(bot.command_errors[errors_before], commands.MissingPermissions) and bot.ran == []
 
@@ -208,17 +207,21 @@ async def test_guarded_subcommand_slash(fake: FakeDiscord, bot: HarnessBot) -> N
     assert body["content"] == "set color=blue" and bot.ran == ["set color=blue"]
     options = fake.interactions[token].payload["data"]["options"]
     assert options == [
-        {"name": "set", "type": 1, "options": [
-            {"name": "key", "type": 3, "value": "color"},
-            {"name": "value", "type": 3, "value": "blue"},
-        ]}
+        {
+            "name": "set",
+            "type": 1,
+            "options": [
+                {"name": "key", "type": 3, "value": "color"},
+                {"name": "value", "type": 3, "value": "blue"},
+            ],
+        }
     ]
 
     token = await fake.send_slash(fake.owner_id, "config", subcommand="show")  # the hybrid fallback
     assert (await fake.wait_for_message(token=token))["content"] == "config: empty"
 
 
-async def test_sync_and_default_member_permissions(fake: FakeDiscord, bot: HarnessBot) -> None:
+async def test_sync_and_default_member_permissions(fake: FakeDiscord, bot: ProbeBot) -> None:
     synced = await bot.tree.sync()
     assert {c.name for c in synced} == {"echo", "slow", "add", "config"}
     put = fake.find(method="PUT", path=rf"^/applications/{fake.application_id}/commands$")[0]
@@ -230,17 +233,17 @@ async def test_sync_and_default_member_permissions(fake: FakeDiscord, bot: Harne
     assert [c.name for c in await bot.tree.fetch_commands()] == [c.name for c in synced]
 
     with pytest.raises(SlashCommandUnavailable):
-        await fake.send_slash(fake.member_id, "config", {"key": "k", "value": "v"}, subcommand="set",
-                              enforce_default_permissions=True)
-    token = await fake.send_slash(fake.admin_id, "config", {"key": "k", "value": "v"}, subcommand="set",
-                                  enforce_default_permissions=True)
-    assert fake.interactions[token].payload["data"]["id"] == stored["id"] == str(
-        next(c.id for c in synced if c.name == "config")
+        await fake.send_slash(
+            fake.member_id, "config", {"key": "k", "value": "v"}, subcommand="set", enforce_default_permissions=True
+        )
+    token = await fake.send_slash(
+        fake.admin_id, "config", {"key": "k", "value": "v"}, subcommand="set", enforce_default_permissions=True
     )
+    assert fake.interactions[token].payload["data"]["id"] == stored["id"] == str(next(c.id for c in synced if c.name == "config"))
     await fake.wait_for_message(token=token)
 
 
-async def test_unknown_route_and_errors(fake: FakeDiscord, bot: HarnessBot) -> None:
+async def test_unknown_route_and_errors(fake: FakeDiscord, bot: ProbeBot) -> None:
     with pytest.raises(discord.NotFound):
         await bot.http.request(Route("GET", "/nope/{x}", x=1))
     assert fake.find(kind="unknown", path="^/nope/1$")[0].status == 404
@@ -259,7 +262,7 @@ async def test_unknown_route_and_errors(fake: FakeDiscord, bot: HarnessBot) -> N
     assert msg.content == "retried"
 
 
-async def test_files_via_multipart(fake: FakeDiscord, bot: HarnessBot) -> None:
+async def test_files_via_multipart(fake: FakeDiscord, bot: ProbeBot) -> None:
     import io
 
     channel = bot.get_channel(fake.channel_id)
@@ -298,7 +301,7 @@ async def test_gateway_realism_content_intent_echo_and_resume(fake: FakeDiscord)
     await stop_bot(plain)
 
 
-async def test_component_button_updates_message(fake: FakeDiscord, bot: HarnessBot) -> None:
+async def test_component_button_updates_message(fake: FakeDiscord, bot: ProbeBot) -> None:
     class Press(discord.ui.View):
         @discord.ui.button(label="Press", custom_id="press")
         async def press(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
@@ -315,7 +318,7 @@ async def test_component_button_updates_message(fake: FakeDiscord, bot: HarnessB
 
 async def test_wrong_token_is_a_login_failure() -> None:
     async with FakeDiscord(token="right") as fake:
-        b = HarnessBot()
+        b = ProbeBot()
         with pytest.raises(RuntimeError, match="LoginFailure"):
             await start_bot(b, "wrong")
         assert b.is_closed() and fake.requests[0].status == 401
@@ -328,9 +331,9 @@ async def test_server_is_loopback_and_patches_are_restored() -> None:
         assert str(DiscordWebSocket.DEFAULT_GATEWAY).startswith("ws://127.0.0.1:")
         assert fake._sock is not None and fake._sock.getsockname()[0] == "127.0.0.1"
         port = fake.port
-        b = HarnessBot()
+        b = ProbeBot()
         await start_bot(b)  # left running on purpose: the fake stops it on exit
-    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == old
+    assert old == (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
     assert b.is_closed()
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)

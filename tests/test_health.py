@@ -14,23 +14,22 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from bot.settings import ConfigError, Settings
-from bot.inference.loading import load_masked_lm
-from bot.inference.registry import ModelRegistry
 from bot.adapters.health import (
-    DEFAULT_HEALTH_FILE,
-    DEFAULT_HEALTH_INTERVAL,
     bot_state,
     check_health,
     health_main,
     run_heartbeat,
     write_heartbeat,
 )
+from bot.inference.loading import load_masked_lm
+from bot.inference.registry import ModelRegistry
 from bot.logs import LOG_FILE_BACKUPS, LOG_FILE_MAX_BYTES, LOG_FORMAT, configure_log_file
+from bot.service.fill_mask_service import FillMaskService
+from bot.service.guild_settings import DefaultOnlySettings
+from bot.settings import DEFAULT_HEALTH_FILE, DEFAULT_HEALTH_INTERVAL, ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BEAT = 0.05  # heartbeat interval in these tests
@@ -38,11 +37,11 @@ MAX_AGE = 5.0  # generous: a slow CI machine must not make a fresh file look sta
 
 
 class StandInBot:
-    """What ``bot_state`` reads from a ``FillMaskBot``: registry, service.default_model, is_ready(), is_closed()."""
+    """What ``bot_state`` reads from a ``FillMaskBot`` (is_ready, is_closed, default_model_loaded),
+    answered by a real service on a real registry."""
 
     def __init__(self, registry: ModelRegistry, default_model: str) -> None:
-        self.registry = registry
-        self.service = SimpleNamespace(default_model=default_model)
+        self.service = FillMaskService(registry, DefaultOnlySettings(), default_model=default_model)
         self.ready = True
         self.closed = False
 
@@ -51,6 +50,9 @@ class StandInBot:
 
     def is_closed(self) -> bool:
         return self.closed
+
+    def default_model_loaded(self) -> bool:
+        return self.service.default_model_has_loaded()
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -128,8 +130,11 @@ async def test_default_model_unloaded_after_loading_still_counts_as_loaded(bert_
         await registry.aclose()
 
 
-def test_bot_state_before_setup_hook_has_no_service() -> None:
-    bot = SimpleNamespace(is_ready=lambda: False, is_closed=lambda: False, registry=None)
+def test_bot_state_before_setup_hook_has_no_service(tmp_path: Path, bert_checkpoint: Path) -> None:
+    from bot.adapters.discord.bot import FillMaskBot
+    from tests.discord_helpers import make_settings
+
+    bot = FillMaskBot(make_settings(tmp_path, bert_checkpoint))
     assert bot_state(bot) == {"connected": False, "default_model_loaded": False}
 
 
@@ -160,7 +165,9 @@ def test_stale_missing_and_broken_files_are_unhealthy(tmp_path: Path) -> None:
         assert not ok and "not a heartbeat" in reason, garbage
 
 
-def test_health_main_reads_health_file_and_interval_from_the_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_health_main_reads_health_file_and_interval_from_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "beat.json"
     write_heartbeat(path, {"connected": True, "default_model_loaded": True}, now=time.time() - 20)
     assert health_main([], env={"HEALTH_FILE": str(path)}) == 0  # 20 s < 3 x 15 s
@@ -175,7 +182,9 @@ def test_health_main_reads_health_file_and_interval_from_the_environment(tmp_pat
     assert health_main(["--help"], env={}) == 0
 
 
-async def test_a_failed_write_is_logged_once_and_the_heartbeat_keeps_going(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failed_write_is_logged_once_and_the_heartbeat_keeps_going(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     calls = 0
@@ -207,7 +216,10 @@ def test_python_m_bot_health_module_runs_without_importing_torch(tmp_path: Path)
     fine = run("-m", "bot.adapters.health")
     assert fine.returncode == 0 and fine.stdout.startswith("healthy"), fine.stderr
     # The check runs every 30 s next to the bot: it must not pull in torch (~1.5 s, ~200 MB).
-    probe = run("-c", "import sys, bot.adapters.health; bot.adapters.health.health_main([]); print(sorted({'torch', 'discord'} & set(sys.modules)))")
+    probe = run(
+        "-c",
+        "import sys, bot.adapters.health; bot.adapters.health.health_main([]); print(sorted({'torch', 'discord'} & set(sys.modules)))",
+    )
     assert probe.stdout.splitlines()[-1] == "[]", probe.stdout + probe.stderr
 
 
@@ -287,7 +299,7 @@ async def test_the_real_bot_is_unhealthy_while_loading_then_healthy_then_stale(t
     from bot.adapters.discord.bot import FillMaskBot
     from bot.inference.registry import ModelRegistry
     from tests.discord_helpers import SlowLoader, make_settings
-    from tests.fake_discord import FakeDiscord, start_bot, stop_bot
+    from tests.fakediscord import FakeDiscord, start_bot, stop_bot
 
     settings = make_settings(tmp_path, bert_checkpoint, health_interval=0.1)
     health = settings.health_file

@@ -25,14 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 import pytest_asyncio
 
 from bot.adapters.discord.bot import FillMaskBot
 from bot.inference.masks import parse_fill_text
-from checkpoints import HOSTILE_TOP, HOSTILE_VOCAB, LONG_PUNCTUATION_VOCAB, build_hostile_vocab_checkpoint
+from tests.card_limits import assert_embed_within_limits
+from tests.checkpoints import HOSTILE_TOP, HOSTILE_VOCAB, LONG_PUNCTUATION_VOCAB, build_hostile_vocab_checkpoint
 from tests.discord_helpers import make_settings
-from tests.fake_discord import FakeDiscord, RecordedRequest, start_bot, stop_bot
+from tests.fakediscord import FakeDiscord, RecordedRequest, start_bot, stop_bot
 
 # The async tests share the module's event loop (and so the module's bot).
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -65,10 +67,6 @@ EXPECTED_ERRORS = {
     "top_k_huge": "1 to 10",
 }
 
-# Discord's embed limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
-TITLE_LIMIT, DESCRIPTION_LIMIT, FIELD_COUNT_LIMIT = 256, 4096, 25
-FIELD_NAME_LIMIT, FIELD_VALUE_LIMIT, FOOTER_LIMIT, AUTHOR_LIMIT, TOTAL_LIMIT = 256, 1024, 2048, 256, 6000
-
 NO_MENTIONS = {"parse": []}
 # What escape() promises to neutralise: markdown, mention/emoji/timestamp syntax, and "\" itself.
 SPECIALS = frozenset("\\*_~`|>#-[]()<@:")
@@ -85,7 +83,7 @@ SENTENCE = "the cat sat on the <mask> ."
 
 
 @dataclass
-class Harness:
+class MonitoredBot:
     fake: FakeDiscord
     bot: FillMaskBot
     errors: list[logging.LogRecord]
@@ -116,7 +114,7 @@ def long_punctuation_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def harness(tmp_path_factory: pytest.TempPathFactory, bert_checkpoint: Path) -> AsyncIterator[Harness]:
+async def harness(tmp_path_factory: pytest.TempPathFactory, bert_checkpoint: Path) -> AsyncIterator[MonitoredBot]:
     settings = make_settings(tmp_path_factory.mktemp("hostile-bot"), bert_checkpoint)
     errors: list[logging.LogRecord] = []
     recorder = _ErrorRecorder(errors)
@@ -126,7 +124,7 @@ async def harness(tmp_path_factory: pytest.TempPathFactory, bert_checkpoint: Pat
             bot = FillMaskBot(settings)
             await start_bot(bot)
             await bot.registry.get(bot.service.default_model)  # ready before the first case
-            yield Harness(fake, bot, errors)
+            yield MonitoredBot(fake, bot, errors)
             await stop_bot(bot)
     finally:
         logging.getLogger().removeHandler(recorder)
@@ -184,37 +182,21 @@ def embed_strings(embed: dict[str, Any]) -> list[str]:
     return strings
 
 
-def check_embed_limits(embed: dict[str, Any]) -> None:
-    title = embed.get("title") or ""
-    description = embed.get("description") or ""
-    fields = embed.get("fields") or []
-    footer = (embed.get("footer") or {}).get("text") or ""
-    author = (embed.get("author") or {}).get("name") or ""
-    assert len(title) <= TITLE_LIMIT, len(title)
-    assert len(description) <= DESCRIPTION_LIMIT, len(description)
-    assert len(fields) <= FIELD_COUNT_LIMIT, len(fields)
-    for f in fields:
-        assert 0 < len(f.get("name") or "") <= FIELD_NAME_LIMIT, f
-        assert 0 < len(f.get("value") or "") <= FIELD_VALUE_LIMIT, f
-    assert len(footer) <= FOOTER_LIMIT, len(footer)
-    assert len(author) <= AUTHOR_LIMIT, len(author)
-    # Discord's 6000: title + description + every field name and value + footer text + author name.
-    total = len(title) + len(description) + sum(len(f["name"]) + len(f["value"]) for f in fields) + len(footer) + len(author)
-    assert total <= TOTAL_LIMIT, total
-
-
 def check_message_body(body: dict[str, Any]) -> None:
     """Checks for any message the bot sends or edits, result or error."""
     assert body.get("allowed_mentions") == NO_MENTIONS, body.get("allowed_mentions")
     assert not body.get("content"), f"the bot sent plain content: {body.get('content')!r}"
     assert len(body.get("embeds") or []) <= 10
     for embed in body.get("embeds") or []:
-        check_embed_limits(embed)
+        # The embed as sent (JSON), read back by discord.py: the same checker as the card tests.
+        assert_embed_within_limits(discord.Embed.from_dict(embed))
         for text in embed_strings(embed):
             assert not LEAKS.search(text), f"internals in a reply: {text!r}"
             assert not INVISIBLE.search(text), f"bidi control in a reply: {text!r}"
             # Tabs and newlines are the only control characters the bot keeps.
-            assert not any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text), f"control character in a reply: {text!r}"
+            assert not any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text), (
+                f"control character in a reply: {text!r}"
+            )
             for syntax in ("@everyone", "@here", "<@", "<#", "</", "<t:", "<:", "<a:"):
                 for match in re.finditer(re.escape(syntax), text):
                     assert is_escaped(text, match.start()), f"live {syntax!r} in {text!r}"
@@ -267,7 +249,7 @@ def replies_to(message_id: int) -> Any:
     return match
 
 
-def check_requests_since(harness: Harness, mark: int) -> None:
+def check_requests_since(harness: MonitoredBot, mark: int) -> None:
     """Every request the bot made since ``mark`` succeeded, and every message body is safe."""
     for r in harness.fake.requests[mark:]:
         assert r.ok, f"Discord refused {r!r}: {r.response!r:.500}"
@@ -282,7 +264,7 @@ def check_stored_message(r: RecordedRequest) -> None:
         assert stored["mention_everyone"] is False and not stored["mentions"] and not stored["mention_roles"], stored
 
 
-async def send_fill(harness: Harness, path: str, text: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+async def send_fill(harness: MonitoredBot, path: str, text: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Send ``fill`` on ``path`` as a plain member and return the bot's one reply."""
     fake = harness.fake
     mark = fake.mark()
@@ -304,7 +286,7 @@ async def send_fill(harness: Harness, path: str, text: str, options: dict[str, A
 
 
 @contextlib.asynccontextmanager
-async def server_model(harness: Harness, checkpoint: Path) -> AsyncIterator[None]:
+async def server_model(harness: MonitoredBot, checkpoint: Path) -> AsyncIterator[None]:
     """Switch the fake server to ``checkpoint`` (as its admin, on the prefix path), then back."""
     fake = harness.fake
 
@@ -325,7 +307,7 @@ async def server_model(harness: Harness, checkpoint: Path) -> AsyncIterator[None
         await harness.bot.registry.get(harness.bot.service.default_model)
 
 
-def check_no_logged_errors(harness: Harness, before: int) -> None:
+def check_no_logged_errors(harness: MonitoredBot, before: int) -> None:
     new = harness.errors[before:]
     assert not new, "errors logged: " + "; ".join(f"{r.name}: {r.getMessage()} {r.exc_info!r:.300}" for r in new)
 
@@ -340,9 +322,43 @@ def test_corpus_is_complete() -> None:
     texts = [e["text"] for e in CORPUS]
     joined = "\n".join(texts)
     for needle in [
-        "@everyone", "@here", "<@1", "<@!", "<@&", "<#", "</fill:", "```", "**", "__", "~~", "> ", "# ", "-# ",
-        "||", "](https://", "https://", "\n", "\t", "\u200b", "\ufeff", "\u202e", "\u2066", "\x00", "\u200d",
-        "\u0301", "[MASK]", "<MASK>", "mat<mask>.", "[CLS]", "[SEP]", "<s>", "</s>", "<pad>", "k=0 ", "k=999 ", "k=-1 ",
+        "@everyone",
+        "@here",
+        "<@1",
+        "<@!",
+        "<@&",
+        "<#",
+        "</fill:",
+        "```",
+        "**",
+        "__",
+        "~~",
+        "> ",
+        "# ",
+        "-# ",
+        "||",
+        "](https://",
+        "https://",
+        "\n",
+        "\t",
+        "\u200b",
+        "\ufeff",
+        "\u202e",
+        "\u2066",
+        "\x00",
+        "\u200d",
+        "\u0301",
+        "[MASK]",
+        "<MASK>",
+        "mat<mask>.",
+        "[CLS]",
+        "[SEP]",
+        "<s>",
+        "</s>",
+        "<pad>",
+        "k=0 ",
+        "k=999 ",
+        "k=-1 ",
     ]:
         assert needle in joined, needle
     assert "" in texts and any(t and not t.strip() for t in texts)
@@ -391,7 +407,10 @@ def test_the_checks_catch_what_they_look_for() -> None:
     ]:
         with pytest.raises(AssertionError):
             check_message_body(bad)
-    assert prediction_words("` 1.` `██████████` 100.0 % **\\@everyone**\n`10.` `░░░░░░░░░░`   0.0 % **x**") == ["\\@everyone", "x"]
+    assert prediction_words("` 1.` `██████████` 100.0 % **\\@everyone**\n`10.` `░░░░░░░░░░`   0.0 % **x**") == [
+        "\\@everyone",
+        "x",
+    ]
     for bad_value in ["` 1.` `██████████` 100.0 % **@everyone**", "` 1.` `██████████` 100.0 % **\\*\\*a**b**", "@here"]:
         with pytest.raises(AssertionError):
             prediction_words(bad_value)
@@ -400,7 +419,7 @@ def test_the_checks_catch_what_they_look_for() -> None:
 @module_loop
 @pytest.mark.parametrize("path", ["prefix", "slash"])
 @pytest.mark.parametrize("entry", CORPUS, ids=[e["id"] for e in CORPUS])
-async def test_hostile_fill(harness: Harness, entry: dict[str, str], path: str) -> None:
+async def test_hostile_fill(harness: MonitoredBot, entry: dict[str, str], path: str) -> None:
     text = entry["text"]
     if path == "slash" and not text.strip():
         pytest.skip("Discord rejects an empty (or all-white-space) required string option; the bot never sees it")
@@ -437,7 +456,7 @@ async def test_hostile_fill(harness: Harness, entry: dict[str, str], path: str) 
     ],
     ids=lambda v: re.sub(r"\W+", "_", str(v))[:40],
 )
-async def test_hostile_slash_options(harness: Harness, options: dict[str, Any], expected: str) -> None:
+async def test_hostile_slash_options(harness: MonitoredBot, options: dict[str, Any], expected: str) -> None:
     errors_before = len(harness.errors)
     body = await send_fill(harness, "slash", SENTENCE, options)
     embed = body["embeds"][0]
@@ -453,7 +472,7 @@ async def test_hostile_slash_options(harness: Harness, options: dict[str, Any], 
 
 @module_loop
 @pytest.mark.parametrize("path", ["prefix", "slash"])
-async def test_hostile_predictions_are_escaped(harness: Harness, hostile_vocab_checkpoint: Path, path: str) -> None:
+async def test_hostile_predictions_are_escaped(harness: MonitoredBot, hostile_vocab_checkpoint: Path, path: str) -> None:
     errors_before = len(harness.errors)
     async with server_model(harness, hostile_vocab_checkpoint):
         # Top 10 by the output bias, on two masks (two fields).
@@ -486,7 +505,7 @@ async def test_hostile_predictions_are_escaped(harness: Harness, hostile_vocab_c
 
 
 @module_loop
-async def test_long_punctuation_predictions_are_safe(harness: Harness, long_punctuation_checkpoint: Path) -> None:
+async def test_long_punctuation_predictions_are_safe(harness: MonitoredBot, long_punctuation_checkpoint: Path) -> None:
     """Ten 64-character runs of markdown/mention characters: escaped, within limits, no pings."""
     async with server_model(harness, long_punctuation_checkpoint):
         body = await send_fill(harness, "prefix", f"k=10 {SENTENCE}")  # send_fill checks limits and mentions
@@ -495,19 +514,19 @@ async def test_long_punctuation_predictions_are_safe(harness: Harness, long_punc
 
 
 @module_loop
-async def test_long_punctuation_predictions_keep_every_line(harness: Harness, long_punctuation_checkpoint: Path) -> None:
+async def test_long_punctuation_predictions_keep_every_line(harness: MonitoredBot, long_punctuation_checkpoint: Path) -> None:
     async with server_model(harness, long_punctuation_checkpoint):
         body = await send_fill(harness, "prefix", f"k=10 {SENTENCE}")
     lines = body["embeds"][0]["fields"][0]["value"].split("\n")
     assert len(lines) == 10
     words = prediction_words("\n".join(lines))  # every line whole: rank, bar, score, **word**
-    for word, token in zip(words, LONG_PUNCTUATION_VOCAB):
+    for word, token in zip(words, LONG_PUNCTUATION_VOCAB, strict=False):
         shown = unescape(word).removesuffix("…")
         assert len(shown) >= 8 and token.startswith(shown), (word, token)
 
 
 @module_loop
-async def test_no_mask_hint_names_each_spelling_once(harness: Harness) -> None:
+async def test_no_mask_hint_names_each_spelling_once(harness: MonitoredBot) -> None:
     body = await send_fill(harness, "prefix", "the cat sat on the {mask} .")
     description = body["embeds"][0]["description"]
     assert "I need a blank" in description
@@ -515,7 +534,7 @@ async def test_no_mask_hint_names_each_spelling_once(harness: Harness) -> None:
 
 
 @module_loop
-async def test_missing_text_usage_shows_the_prefix_syntax(harness: Harness) -> None:
+async def test_missing_text_usage_shows_the_prefix_syntax(harness: MonitoredBot) -> None:
     body = await send_fill(harness, "prefix", "")
     description = body["embeds"][0]["description"]
     assert "Something is missing" in description
@@ -526,7 +545,7 @@ async def test_missing_text_usage_shows_the_prefix_syntax(harness: Harness) -> N
 
 
 @module_loop
-async def test_bot_is_still_serving_and_answered_everything(harness: Harness) -> None:
+async def test_bot_is_still_serving_and_answered_everything(harness: MonitoredBot) -> None:
     fake, bot = harness.fake, harness.bot
     body = await send_fill(harness, "prefix", "the cat sat on the <mask> .")
     assert "**mat**" in body["embeds"][0]["fields"][0]["value"].splitlines()[0]

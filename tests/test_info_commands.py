@@ -5,11 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from tests.discord_helpers import BotOnFakeDiscord, embed_text, titled
 
-from tests.discord_helpers import Harness, embed_text, titled
 
-
-async def test_help_on_both_paths_uses_the_servers_mask_token(harness: Harness) -> None:
+async def test_help_on_both_paths_uses_the_servers_mask_token(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     await fake.send_message(fake.member_id, "!help")
     text = embed_text(await fake.wait_for_message(titled("Fill-mask bot: help")))
@@ -19,7 +18,7 @@ async def test_help_on_both_paths_uses_the_servers_mask_token(harness: Harness) 
     assert "[MASK]" in embed_text(await fake.wait_for_message(titled("Fill-mask bot: help"), token=token))
 
 
-async def test_stats_are_for_the_owner_only(harness: Harness) -> None:
+async def test_stats_are_for_the_owner_only(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     for _ in range(3):
         mark = fake.mark()
@@ -35,7 +34,7 @@ async def test_stats_are_for_the_owner_only(harness: Harness) -> None:
     assert body.get("flags", 0) & (1 << 6)  # ephemeral
 
 
-async def test_model_list_marks_loaded_and_default(harness: Harness) -> None:
+async def test_model_list_marks_loaded_and_default(harness: BotOnFakeDiscord) -> None:
     fake = harness.fake
     await fake.send_message(fake.member_id, "!model list")
     text = embed_text(await fake.wait_for_message(titled("Fill-mask models")))
@@ -43,7 +42,7 @@ async def test_model_list_marks_loaded_and_default(harness: Harness) -> None:
     assert harness.bot.service.default_model in text
 
 
-async def test_model_info_reads_a_local_card(harness: Harness, bert_checkpoint: Path) -> None:
+async def test_model_info_reads_a_local_card(harness: BotOnFakeDiscord, bert_checkpoint: Path) -> None:
     fake = harness.fake
     carded = bert_checkpoint.parent / "carded-bert"
     if not carded.exists():
@@ -63,14 +62,14 @@ async def test_model_info_reads_a_local_card(harness: Harness, bert_checkpoint: 
     assert "no card" in text.lower() or "README" in text
 
 
-async def test_model_info_keeps_local_folders_behind_the_policy(harness: Harness, tmp_path: Path) -> None:
+async def test_model_info_keeps_local_folders_behind_the_policy(harness: BotOnFakeDiscord, tmp_path: Path) -> None:
     fake = harness.fake
     await fake.send_message(fake.member_id, "!model info /etc")
     text = embed_text(await fake.wait_for_message(titled("⚠️")))
     assert "outside the directories" in text
 
 
-async def test_model_set_autocomplete_offers_catalog_matches(harness: Harness) -> None:
+async def test_model_set_autocomplete_offers_catalog_matches(harness: BotOnFakeDiscord) -> None:
     cog = harness.bot.get_cog("Model")
     choices = await cog.set_autocomplete(None, "camem")  # type: ignore[union-attr]
     assert choices and all("camembert" in c.value.lower() for c in choices[:2])

@@ -18,7 +18,9 @@ for blocked in ("torch", "transformers", "discord"):
     sys.modules[blocked] = None  # "import torch" now raises ImportError
 """
 
-EVERY_MODULE = BLOCK + """
+EVERY_MODULE = (
+    BLOCK
+    + """
 import bot.replies, bot.service, bot.settings, bot.adapters.health
 names = []
 for package in (bot.replies, bot.service):
@@ -27,6 +29,7 @@ for package in (bot.replies, bot.service):
         names.append(info.name)
 print(" ".join(sorted(names)))
 """
+)
 
 
 def run(code: str) -> subprocess.CompletedProcess[str]:

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from bot.adapters.discord.bot import FillMaskBot
-from bot.settings import ConfigError, Settings
 from bot.inference.errors import CheckpointLoadError
 from bot.inference.loading import load_masked_lm
 from bot.inference.types import FillRequest
-from tests.fake_discord import FakeDiscord, start_bot, stop_bot
-from tests.discord_helpers import Harness, embed_text, make_settings, titled
+from bot.settings import ConfigError, Settings
+from tests.discord_helpers import BotOnFakeDiscord, embed_text, make_settings, titled
+from tests.fakediscord import FakeDiscord, start_bot, stop_bot
 
 
 @pytest.fixture
-async def limited(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[Harness]:
+async def limited(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[BotOnFakeDiscord]:
     settings = make_settings(
         tmp_path, bert_checkpoint, fill_cooldown_rate=2, fill_cooldown_seconds=60.0, model_set_cooldown_seconds=60.0
     )
@@ -25,11 +25,11 @@ async def limited(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[Harnes
         bot = FillMaskBot(settings)
         await start_bot(bot)
         await bot.registry.get(bot.service.default_model)
-        yield Harness(fake, bot, settings)
+        yield BotOnFakeDiscord(fake, bot, settings)
         await stop_bot(bot)
 
 
-async def test_fill_cooldown_applies_per_user_on_both_paths(limited: Harness) -> None:
+async def test_fill_cooldown_applies_per_user_on_both_paths(limited: BotOnFakeDiscord) -> None:
     fake = limited.fake
     for _ in range(2):
         mark = fake.mark()
@@ -45,7 +45,9 @@ async def test_fill_cooldown_applies_per_user_on_both_paths(limited: Harness) ->
     await fake.wait_for_message(titled("Fill-mask"), after=mark)
 
 
-async def test_model_set_cooldown_and_a_failed_set_does_not_count(limited: Harness, camembert_checkpoint: Path, tmp_path: Path) -> None:
+async def test_model_set_cooldown_and_a_failed_set_does_not_count(
+    limited: BotOnFakeDiscord, camembert_checkpoint: Path, tmp_path: Path
+) -> None:
     fake = limited.fake
     await fake.send_message(fake.admin_id, f"!model set {tmp_path / 'missing'}")
     await fake.wait_for_message(titled("⚠️"))
@@ -59,8 +61,8 @@ async def test_model_set_cooldown_and_a_failed_set_does_not_count(limited: Harne
 
 
 async def test_server_concurrency_bound_answers_busy(tmp_path: Path, bert_checkpoint: Path) -> None:
-    from tests.discord_helpers import SlowLoader
     from bot.inference.registry import ModelRegistry
+    from tests.discord_helpers import SlowLoader
 
     settings = make_settings(tmp_path, bert_checkpoint, guild_max_concurrent_fills=2)
     async with FakeDiscord() as fake:

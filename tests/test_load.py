@@ -25,9 +25,11 @@ import pytest
 from discord.ext import commands
 
 from bot.adapters.discord.bot import FillMaskBot
+from bot.adapters.discord.error_replies import reply_for_error
+from bot.replies.reply import to_markdown
+from bot.service.request_stats import percentile
 from bot.settings import Settings
-from bot.adapters.discord.error_replies import card_for_error
-from tests.fake_discord import FakeDiscord, start_bot, stop_bot
+from tests.fakediscord import FakeDiscord, start_bot, stop_bot
 
 USERS = 50
 DURATION = 60.0  # seconds over which the requests are spread
@@ -100,11 +102,6 @@ def reply_kind(body: dict[str, Any]) -> str:
     return f"other: {title!r}"
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 @pytest.mark.slow
 async def test_fifty_users_for_a_minute(tmp_path: Path, bert_checkpoint: Path) -> None:
     settings = replace(
@@ -149,9 +146,7 @@ async def test_fifty_users_for_a_minute(tmp_path: Path, bert_checkpoint: Path) -
                     key = await fake.send_slash(user, "fill", {"text": text})
                 sent.append(Sent(user, path, key, now))
 
-            await asyncio.gather(
-                *(send(at, user, rng.choice(("prefix", "slash")), rng.choice(SENTENCES)) for at, user in plan)
-            )
+            await asyncio.gather(*(send(at, user, rng.choice(("prefix", "slash")), rng.choice(SENTENCES)) for at, user in plan))
             sending_took = time.monotonic() - started
 
             # Collect the replies: a prefix reply references its command; a slash reply carries
@@ -180,7 +175,11 @@ async def test_fifty_users_for_a_minute(tmp_path: Path, bert_checkpoint: Path) -
             await asyncio.sleep(1.0)  # a late second reply would show up here
             for record in fake.requests[scanned:]:
                 if record.message is not None:
-                    key = record.token if record.token in by_token else str((record.message.get("message_reference") or {}).get("message_id"))
+                    key = (
+                        record.token
+                        if record.token in by_token
+                        else str((record.message.get("message_reference") or {}).get("message_id"))
+                    )
                     replies.get(key, stray).append((record.timestamp, record.message))  # type: ignore[arg-type]
 
             unanswered = [s for s in sent if not replies[s.key]]
@@ -205,7 +204,7 @@ async def test_fifty_users_for_a_minute(tmp_path: Path, bert_checkpoint: Path) -
                 f"\nload: {len(sent)} requests from {USERS} users in {sending_took:.0f} s; "
                 f"replies: {dict(kinds)} (prefix {sum(v for (p, _), v in per_path.items() if p == 'prefix')}, "
                 f"slash {sum(v for (p, _), v in per_path.items() if p == 'slash')}); "
-                f"latency p50 {statistics.median(latencies):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms, "
+                f"latency p50 {statistics.median(latencies):.0f} ms, p95 {percentile(sorted(latencies), 95):.0f} ms, "
                 f"max {max(latencies):.0f} ms; RSS {rss_warm:.0f} -> {rss_after:.0f} MiB; "
                 f"gateway connections {len(fake.gateway_connects)}"
             )
@@ -233,6 +232,8 @@ async def test_fifty_users_for_a_minute(tmp_path: Path, bert_checkpoint: Path) -
 def test_cooldown_reply_never_says_zero_seconds(retry_after: float) -> None:
     """Under load many users hit the cooldown; the reply must give a wait they can act on."""
     error = commands.CommandOnCooldown(commands.Cooldown(5, 10), retry_after, commands.BucketType.user)
-    card = card_for_error(None, error)  # type: ignore[arg-type]  # the cooldown branch does not read ctx
-    assert card is not None and card.title == "⚠️ Cooldown"
+    reply = reply_for_error(None, error)  # type: ignore[arg-type]  # the cooldown branch does not read ctx
+    assert reply is not None
+    card = to_markdown(reply)
+    assert card.title == "⚠️ Cooldown"
     assert "in 0 s" not in card.description, card.description

@@ -12,15 +12,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.replies.reply import (
-    FIELD_VALUE_LIMIT,
-    Card,
-)
+from bot.replies.markup import markdown
 from bot.replies.model_card import (
     NO_CARD_MESSAGE,
     NO_LIMITATIONS_MESSAGE,
-    model_info_card,
+    model_card_reply,
     summarise_list,
+)
+from bot.replies.reply import (
+    FIELD_VALUE_LIMIT,
+    MarkdownReply,
+    to_markdown,
 )
 from bot.service.model_cards import (
     ModelCardInfo,
@@ -97,7 +99,7 @@ library_name: transformers
 ![banner](https://example.com/banner.png)
 <p align="center"><img src="https://example.com/logo.png" width="200"/></p>
 
-# Model Card for Example
+# Model MarkdownReply for Example
 
 This model is a **multilingual** encoder that fills in the <mask> in a sentence.
 
@@ -133,10 +135,10 @@ Trained for 3 days.
 """
 
 
-# -- a card's limits, checked independently of Card.fitted() ----------------------------
+# -- a card's limits, checked independently of MarkdownReply.fitted() ----------------------------
 
 
-def field(card: Card, name: str) -> str:
+def field(card: MarkdownReply, name: str) -> str:
     matches = [f.value for f in card.fields if f.name == name]
     assert matches, f"no field {name!r} in {[f.name for f in card.fields]}"
     return matches[0]
@@ -163,9 +165,7 @@ def test_camembert_style_card_parses_to_its_fields() -> None:
     assert info.languages == ("fr",)
     assert info.license == "mit"
     assert info.datasets == ("oscar",)
-    assert info.summary == (
-        "CamemBERT is a state-of-the-art language model for French based on the RoBERTa model."
-    )
+    assert info.summary == ("CamemBERT is a state-of-the-art language model for French based on the RoBERTa model.")
     assert info.limitations.startswith("CamemBERT was trained on OSCAR, a crawl of the web: its predictions reflect the")
     assert "stereotypes found in that text." in info.limitations
     assert "- It may complete sentences about professions with gendered words." in info.limitations
@@ -174,7 +174,7 @@ def test_camembert_style_card_parses_to_its_fields() -> None:
     assert "Louis Martin" not in info.limitations
     assert "pipeline" not in info.limitations
 
-    card = model_info_card(info)
+    card = to_markdown(model_card_reply(info))
     assert_card_within_limits(card)
     assert card.title == "Model card: `camembert-base`"
     assert "https://huggingface.co/camembert-base" in card.description
@@ -208,14 +208,22 @@ def test_full_metadata_and_every_kind_of_limitations_section() -> None:
     assert "Trained for 3 days" not in text
     assert text.index("Out-of-Scope Use") < text.index("Bias, Risks, and Limitations")
 
-    card = model_info_card(info)
+    card = to_markdown(model_card_reply(info))
     assert_card_within_limits(card)
     assert field(card, "Languages") == "en, fr, de"
 
 
 @pytest.mark.parametrize(
     "heading",
-    ["## Limitations", "### BIAS", "# Risks", "#### limitations and bias", "## Intended uses & limitations", "## Out-of-scope use", "Limitations\n-----------"],
+    [
+        "## Limitations",
+        "### BIAS",
+        "# Risks",
+        "#### limitations and bias",
+        "## Intended uses & limitations",
+        "## Out-of-scope use",
+        "Limitations\n-----------",
+    ],
 )
 def test_limitation_headings_any_level_any_case(heading: str) -> None:
     text = f"Intro paragraph that says what this model is.\n\n{heading}\n\nIt is biased towards X.\n\n# Next\n\nOther text.\n"
@@ -266,7 +274,7 @@ def test_card_without_metadata() -> None:
     assert (info.task, info.languages, info.license, info.datasets) == (None, (), None, ())
     assert info.summary == "A small model trained on my own notes."
     assert info.limitations == ""
-    card = model_info_card(info)
+    card = to_markdown(model_card_reply(info))
     assert_card_within_limits(card)
     assert field(card, "Task") == field(card, "License") == field(card, "Datasets") == "not stated"
     assert field(card, "Limitations and biases") == NO_LIMITATIONS_MESSAGE
@@ -291,7 +299,7 @@ def test_invalid_yaml_is_ignored_and_the_body_still_parses(header: str) -> None:
     assert info.limitations == "Biased."
     assert info.license is None
     assert all(isinstance(language, str) for language in info.languages)
-    assert_card_within_limits(model_info_card(info))
+    assert_card_within_limits(model_card_reply(info))
 
 
 def test_odd_but_valid_metadata() -> None:
@@ -332,7 +340,7 @@ def test_huge_sections_are_cut_with_a_link_to_the_model_page() -> None:
     text = f"---\nlanguage: fr\n---\n{huge}\n\n## Limitations\n\n{huge}\n"
     assert len(text) > 100_000
     info = parse_model_card(text, "almanach/camembert-base")
-    card = model_info_card(info)
+    card = to_markdown(model_card_reply(info))
     assert_card_within_limits(card)
     for name in ("Limitations and biases", "Summary"):
         value = field(card, name)
@@ -344,7 +352,7 @@ def test_huge_local_sections_point_to_the_readme(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("## Risks\n\n" + "x " * 30_000, encoding="utf-8")
     info = load_model_card(str(tmp_path), local=True)
     assert info.source == "local"
-    value = field(model_info_card(info), "Limitations and biases")
+    value = field(to_markdown(model_card_reply(info)), "Limitations and biases")
     assert value.endswith("… (more in the model folder's README.md)")
     assert len(value) <= FIELD_VALUE_LIMIT
 
@@ -353,7 +361,7 @@ def test_long_lists_are_summarised() -> None:
     languages = tuple(f"l{i:03d}" for i in range(200))
     datasets = tuple(f"org/dataset-number-{i}" for i in range(100))
     info = ModelCardInfo("xlm-roberta-base", languages=languages, datasets=datasets, source="hub")
-    card = model_info_card(info)
+    card = to_markdown(model_card_reply(info))
     assert_card_within_limits(card)
     shown_languages = field(card, "Languages")
     assert shown_languages.startswith("l000, l001, ")
@@ -362,8 +370,8 @@ def test_long_lists_are_summarised() -> None:
     assert shown_languages.count(",") + int(match.group(1)) == 200  # shown + hidden = all
     assert len(shown_languages) <= 200
     assert re.search(r"… and \d+ more$", field(card, "Datasets"))
-    assert summarise_list(("en", "fr")) == "en, fr"
-    assert summarise_list(()) == "not stated"
+    assert markdown(summarise_list(("en", "fr"))) == "en, fr"
+    assert markdown(summarise_list(())) == "not stated"
 
 
 # -- hostile content ---------------------------------------------------------------------------
@@ -395,7 +403,7 @@ pipeline_tag: "@here"
 
 def test_hostile_card_content_is_escaped() -> None:
     info = parse_model_card(HOSTILE, "evil/model")
-    card = model_info_card(info)
+    card = to_markdown(model_card_reply(info))
     assert_card_within_limits(card)
     for f in card.fields:
         assert "\x00" not in f.value and "\u202e" not in f.value
@@ -409,7 +417,7 @@ def test_hostile_card_content_is_escaped() -> None:
 def test_hostile_checkpoint_name_stays_in_its_code_span() -> None:
     name = "`@everyone` **x**\n" + "y" * 500
     info = ModelCardInfo(name, source="none", problem="It's not there.")
-    card = model_info_card(info)
+    card = to_markdown(model_card_reply(info))
     assert_card_within_limits(card)
     assert card.title.startswith("Model card: `")
     assert card.title.endswith("`") and card.title.count("`") == 2
@@ -424,7 +432,7 @@ def test_local_folder_without_readme(tmp_path: Path) -> None:
     assert info.source == "none"
     assert info.problem and "README.md" in info.problem
     assert info.url is None
-    card = model_info_card(info)
+    card = to_markdown(model_card_reply(info))
     assert_card_within_limits(card)
     assert NO_CARD_MESSAGE in card.description
     assert info.problem in card.description.replace("\\", "")
@@ -439,7 +447,7 @@ def test_local_readme_is_parsed(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text(CAMEMBERT_STYLE, encoding="utf-8")
     info = load_model_card(str(tmp_path), local=True)
     assert (info.source, info.url, info.languages, info.license) == ("local", None, ("fr",), "mit")
-    card = model_info_card(info)
+    card = to_markdown(model_card_reply(info))
     assert "README.md in its folder" in card.description
 
 
@@ -488,7 +496,7 @@ def test_hub_failures_become_plain_words(monkeypatch: pytest.MonkeyPatch, make_e
     assert info.url == "https://huggingface.co/camembert-base"
     assert info.problem and expected in info.problem
     assert "hf_secret" not in info.problem and "failed" not in info.problem
-    card = model_info_card(info)
+    card = to_markdown(model_card_reply(info))
     assert_card_within_limits(card)
     assert NO_CARD_MESSAGE in card.description
     assert "https://huggingface.co/camembert-base" in card.description
@@ -542,7 +550,7 @@ def test_hostile_markup_parses_in_linear_time(piece: str) -> None:
     text = "## Limitations\n" + piece * (1_000_000 // len(piece))
     started = time.perf_counter()
     info = parse_model_card(text, "a/b")
-    model_info_card(info)
+    model_card_reply(info)
     assert time.perf_counter() - started < 5
 
 
@@ -576,7 +584,7 @@ hostile_text = st.lists(
 @given(text=hostile_text, checkpoint=st.text(min_size=1, max_size=300), local=st.booleans())
 def test_any_card_text_gives_a_card_within_limits(text: str, checkpoint: str, local: bool) -> None:
     info = parse_model_card(text, checkpoint, local=local)
-    card = model_info_card(info)
+    card = to_markdown(model_card_reply(info))
     assert_card_within_limits(card)
     for f in card.fields:
         assert "\x00" not in f.value
@@ -602,4 +610,4 @@ def test_any_info_gives_a_card_within_limits(strings: list[str], text: str, sour
         source=source,
         problem=text or None,
     )
-    assert_card_within_limits(model_info_card(info))
+    assert_card_within_limits(model_card_reply(info))

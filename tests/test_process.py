@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.fake_discord import FakeDiscord
+from tests.fakediscord import FakeDiscord
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,8 +35,12 @@ def bot_env(tmp_path: Path, default_model: Path, fake: FakeDiscord | None = None
 
 async def start_process(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "tests" / "bot_process.py"), env=env, cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(ROOT / "tests" / "bot_process.py"),
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
@@ -95,8 +99,12 @@ async def test_bot_process_serves_persists_and_shuts_down_cleanly(
 
 def test_without_a_token_the_bot_explains_how_to_get_one(tmp_path: Path, bert_checkpoint: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bot"], env=bot_env(tmp_path, bert_checkpoint), cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "bot"],
+        env=bot_env(tmp_path, bert_checkpoint),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "DISCORD_TOKEN is not set" in done.stderr
@@ -107,7 +115,11 @@ def test_without_a_token_the_bot_explains_how_to_get_one(tmp_path: Path, bert_ch
 def test_fill_command_line_uses_the_core_alone(tmp_path: Path, camembert_checkpoint: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bot", "fill", "le camembert est [MASK] .", "--model", str(camembert_checkpoint), "--top-k", "3"],
-        env=bot_env(tmp_path, camembert_checkpoint), cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=bot_env(tmp_path, camembert_checkpoint),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -116,15 +128,24 @@ def test_fill_command_line_uses_the_core_alone(tmp_path: Path, camembert_checkpo
     assert lines[-1].startswith("best: le camembert est délicieux")
     done = subprocess.run(
         [sys.executable, "-m", "bot", "fill", "no blank", "--model", str(camembert_checkpoint)],
-        env=bot_env(tmp_path, camembert_checkpoint), cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=bot_env(tmp_path, camembert_checkpoint),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 1 and "I need a blank" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_console_mode_reads_commands_from_stdin(tmp_path: Path, bert_checkpoint: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "console"], input="!fill the cat sat on the <mask> .\n!model show\n!quit\n",
-        env=bot_env(tmp_path, bert_checkpoint), cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "bot", "console"],
+        input="!fill the cat sat on the <mask> .\n!model show\n!quit\n",
+        env=bot_env(tmp_path, bert_checkpoint),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert "**mat**" in done.stdout and "This server's model" in done.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,10 +14,12 @@ from bot.adapters.discord.bot import FillMaskBot
 from bot.inference import loading
 from bot.inference.loading import load_masked_lm
 from bot.inference.masked_lm import MaskedLM
-from bot.inference.progress import LoadProgress, ProgressTracker, progress_bar
+from bot.inference.progress import LoadProgress, ProgressTracker
 from bot.inference.registry import ModelRegistry
-from tests.fake_discord import FakeDiscord, start_bot, stop_bot
+from bot.replies.fill import progress_bar
+from bot.replies.markup import markdown
 from tests.discord_helpers import embed_text, make_settings, titled
+from tests.fakediscord import FakeDiscord, start_bot, stop_bot
 
 
 def test_a_local_load_reports_its_stages_in_order(bert_checkpoint: Path) -> None:
@@ -29,8 +32,8 @@ def test_a_local_load_reports_its_stages_in_order(bert_checkpoint: Path) -> None
 def test_descriptions_and_bars() -> None:
     downloading = LoadProgress("downloading", 12.4, 120_400_000, 445_000_000)
     assert downloading.describe() == "downloading 120.4 of 445.0 MB (27 %) · 12 s"
-    assert progress_bar(downloading, width=10) == "██░░░░░░░░"
-    assert "**warming up**" in progress_bar(LoadProgress("warming up", 3.0))
+    assert markdown(progress_bar(downloading, width=10)) == "██░░░░░░░░"
+    assert "**warming up**" in markdown(progress_bar(LoadProgress("warming up", 3.0)))
     assert LoadProgress("ready", 0.4).describe() == "ready · 0 s"
 
 
@@ -40,9 +43,15 @@ def test_download_bytes_are_reported_as_the_cache_grows(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
-    files = [SimpleNamespace(rfilename="model.safetensors", size=3_000_000), SimpleNamespace(rfilename="config.json", size=1000),
-             SimpleNamespace(rfilename="onnx/model.onnx", size=9_000_000), SimpleNamespace(rfilename="README.md", size=5)]
-    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo, files_metadata=False: SimpleNamespace(siblings=files))
+    files = [
+        SimpleNamespace(rfilename="model.safetensors", size=3_000_000),
+        SimpleNamespace(rfilename="config.json", size=1000),
+        SimpleNamespace(rfilename="onnx/model.onnx", size=9_000_000),
+        SimpleNamespace(rfilename="README.md", size=5),
+    ]
+    monkeypatch.setattr(
+        huggingface_hub.HfApi, "model_info", lambda self, repo, files_metadata=False: SimpleNamespace(siblings=files)
+    )
     asked: list[list[str]] = []
 
     def fake_snapshot_download(repo: str, allow_patterns: list[str]) -> str:
@@ -97,7 +106,7 @@ async def test_model_set_edits_progress_into_its_message_at_most_once_a_second(
             texts = [embed_text(r.json) for r in progress_edits]
             assert len(progress_edits) >= 2
             assert any("downloading" in t and "MB" in t for t in texts)
-            gaps = [b.timestamp - a.timestamp for a, b in zip(progress_edits, progress_edits[1:])]
+            gaps = [b.timestamp - a.timestamp for a, b in itertools.pairwise(progress_edits)]
             assert all(gap >= 0.8 for gap in gaps), gaps  # throttled: about once a second
             assert len(progress_edits) <= 6  # a ~3.5 s load
             percents = [int(t.split("(")[1].split(" %")[0]) for t in texts if "downloading" in t and "(" in t]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncio
 import gc
 import threading
 import time
 import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,9 +196,10 @@ async def test_inference_never_runs_in_two_threads_at_once(bert_checkpoint: Path
 
 async def test_a_fill_racing_an_eviction_is_still_answered(bert_checkpoint: Path, camembert_checkpoint: Path) -> None:
     from bot.service.fill_mask_service import FillMaskService
+    from bot.service.guild_settings import DefaultOnlySettings
 
     registry = ModelRegistry(CountingLoader(), max_loaded=1)
-    service = FillMaskService(registry, None, default_model=str(bert_checkpoint))
+    service = FillMaskService(registry, DefaultOnlySettings(), default_model=str(bert_checkpoint))
     try:
         bert = await registry.get(str(bert_checkpoint))
         registry.evict(str(bert_checkpoint))

@@ -8,29 +8,32 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings
 from bot.adapters.console import Console
+from bot.inference.checkpoint_policy import CheckpointPolicy
 from bot.inference.errors import CheckpointNotAllowedError, FillMaskError, InvalidRequestError, NoMaskError, TooManyMasksError
 from bot.inference.loading import load_masked_lm
-from bot.inference.checkpoint_policy import CheckpointPolicy
 from bot.inference.registry import ModelRegistry, ModelState
 from bot.service.fill_mask_service import FillMaskService
-from bot.service.guild_settings import GuildSettingsStore
+from bot.service.guild_settings import DefaultOnlySettings, SqliteGuildSettings
+from bot.settings import Settings
 
 GUILD = 111
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[GuildSettingsStore]:
-    async with GuildSettingsStore(tmp_path / "settings.sqlite3") as opened:
+async def store(tmp_path: Path) -> AsyncIterator[SqliteGuildSettings]:
+    async with SqliteGuildSettings(tmp_path / "settings.sqlite3") as opened:
         yield opened
 
 
 @pytest.fixture
-async def service(bert_checkpoint: Path, store: GuildSettingsStore) -> AsyncIterator[FillMaskService]:
+async def service(bert_checkpoint: Path, store: SqliteGuildSettings) -> AsyncIterator[FillMaskService]:
     registry = ModelRegistry(load_masked_lm, max_loaded=2)
     yield FillMaskService(
-        registry, store, default_model=str(bert_checkpoint), policy=CheckpointPolicy(allow_local_models=True, local_roots=(bert_checkpoint.parent,)),
+        registry,
+        store,
+        default_model=str(bert_checkpoint),
+        policy=CheckpointPolicy(allow_local_models=True, local_roots=(bert_checkpoint.parent,)),
     )
     await registry.aclose()
 
@@ -88,10 +91,13 @@ async def test_set_switches_only_after_a_successful_load(
     assert reset.checkpoint == default and reset.is_default
 
 
-async def test_policy_refusals(bert_checkpoint: Path, store: GuildSettingsStore, camembert_checkpoint: Path) -> None:
+async def test_policy_refusals(bert_checkpoint: Path, store: SqliteGuildSettings, camembert_checkpoint: Path) -> None:
     registry = ModelRegistry(load_masked_lm, max_loaded=1)
     locked = FillMaskService(
-        registry, store, default_model=str(bert_checkpoint), policy=CheckpointPolicy(allowed_models=("almanach/*", "camembert-base"))
+        registry,
+        store,
+        default_model=str(bert_checkpoint),
+        policy=CheckpointPolicy(allowed_models=("almanach/*", "camembert-base")),
     )
     try:
         with pytest.raises(CheckpointNotAllowedError, match="Local model folders are turned off"):
@@ -113,7 +119,7 @@ async def test_choice_survives_a_restart(bert_checkpoint: Path, camembert_checkp
     policy = CheckpointPolicy(allow_local_models=True, local_roots=(bert_checkpoint.parent,))
     for attempt in range(2):
         registry = ModelRegistry(load_masked_lm, max_loaded=1)
-        async with GuildSettingsStore(path) as store:
+        async with SqliteGuildSettings(path) as store:
             service = FillMaskService(registry, store, default_model=str(bert_checkpoint), policy=policy)
             if attempt == 0:
                 await service.set_checkpoint(GUILD, str(camembert_checkpoint))
@@ -126,7 +132,7 @@ async def test_choice_survives_a_restart(bert_checkpoint: Path, camembert_checkp
 
 async def test_without_a_database_every_server_uses_the_default(bert_checkpoint: Path) -> None:
     registry = ModelRegistry(load_masked_lm, max_loaded=1)
-    service = FillMaskService(registry, None, default_model=str(bert_checkpoint))
+    service = FillMaskService(registry, DefaultOnlySettings(), default_model=str(bert_checkpoint))
     try:
         assert (await service.fill(GUILD, "the cat sat on the <mask> .")).masks[0][0].word == "mat"
         with pytest.raises(FillMaskError, match="settings database is unavailable"):

@@ -1,0 +1,50 @@
+"""A fake Discord (REST API + gateway websocket) on 127.0.0.1 for driving a real discord.py bot.
+
+Usage::
+
+    async with FakeDiscord() as fake:
+        bot = MyBot(...)                      # a real commands.Bot
+        await start_bot(bot)                  # logs in against the fake, waits for on_ready
+        await fake.send_message(fake.member_id, "!echo hi")
+        body = await fake.wait_for_message(lambda b: b.get("content") == "hi")
+        token = await fake.send_slash(fake.admin_id, "config", {"key": "a"}, subcommand="set")
+        await fake.wait_for(kind="interaction.callback", token=token)
+        await stop_bot(bot)
+
+Only the parts of Discord that discord.py 2.7 touches for logging in, receiving messages and
+application-command interactions, and replying (channel messages, interaction callbacks,
+webhook followups/edits) are modelled, in the guild and in direct messages with the bot
+(``send_dm``, ``send_slash(..., dm=True)``, ``POST /users/@me/channels``).  Everything else
+falls through to a catch-all that records the call and answers 404 like Discord does, so
+unexpected calls show up in tests.
+
+Modules: ``models`` (wire constants, Discord objects, what is recorded), ``state`` (everything the
+fake stores), ``rest`` (the HTTP API), ``gateway`` (the websocket), ``driver`` (``FakeDiscord``,
+``start_bot``, ``stop_bot``: what tests use).
+"""
+
+from tests.fakediscord.driver import (
+    FakeDiscord,
+    SlashCommandUnavailable,
+    start_bot,
+    stop_bot,
+)
+from tests.fakediscord.models import (
+    FakeInteraction,
+    GatewayFrame,
+    Opt,
+    RecordedFile,
+    RecordedRequest,
+)
+
+__all__ = [
+    "FakeDiscord",
+    "FakeInteraction",
+    "GatewayFrame",
+    "Opt",
+    "RecordedFile",
+    "RecordedRequest",
+    "SlashCommandUnavailable",
+    "start_bot",
+    "stop_bot",
+]
