@@ -34,7 +34,7 @@ class FillContext(commands.Context["FillMaskBot"]):
     async def edit_reply(message: discord.Message, reply: Reply) -> None:
         await message.edit(embed=reply_to_embed(reply), allowed_mentions=NO_MENTIONS)
 
-    async def follow(self, updates: AsyncGenerator[Update, None], *, consequence: str = "") -> Update | None:
+    async def follow(self, updates: AsyncGenerator[Update, None], *, consequence: str | None = None) -> Update | None:
         """Send the flow's first reply, then edit that message with each later one.
 
         Returns the last update. A failure before anything was sent propagates (the error
@@ -59,7 +59,7 @@ class FillContext(commands.Context["FillMaskBot"]):
             if notice is None:
                 raise
             log.exception("%s failed after its first reply", self.command.qualified_name if self.command else "command")
-            await self.edit_reply(notice, internal_error_reply(consequence or "It has been logged; please try again later."))
+            await self.edit_reply(notice, internal_error_reply(consequence) if consequence else internal_error_reply())
             return None
         finally:
             await updates.aclose()
