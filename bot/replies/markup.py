@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 # Characters that change what other characters look like: bidi overrides and isolates can
@@ -136,36 +136,28 @@ def _limited(body: str, part: Text) -> str:
 
 def markdown(parts: Rich) -> str:
     """Discord-flavoured markdown: untrusted parts escaped."""
-    return "".join(_markdown(part) for part in parts)
-
-
-def _markdown(part: Inline) -> str:
-    if isinstance(part, str):
-        return part
-    if isinstance(part, Text):
-        return _limited(escape(part.text), part)
-    if isinstance(part, Code):
-        return code_span(part.text, part.limit)
-    if isinstance(part, Strong):
-        return f"**{markdown(part.parts)}**"
-    body = escape(part.text) or "\u200b"
-    return "\n".join(f"> {line}" for line in body.splitlines() or [body])
+    return _render(parts, escape)
 
 
 def plain(parts: Rich) -> str:
     """Text for a terminal: untrusted parts cleaned but not escaped; our own markers (``**``,
     backticks) stay, a terminal reads them fine."""
-    return "".join(_plain(part) for part in parts)
+    return _render(parts, clean_text)
 
 
-def _plain(part: Inline) -> str:
-    if isinstance(part, str):
-        return part
-    if isinstance(part, Text):
-        return _limited(clean_text(part.text), part)
-    if isinstance(part, Code):
-        return code_span(part.text, part.limit)
-    if isinstance(part, Strong):
-        return f"**{plain(part.parts)}**"
-    body = clean_text(part.text)
-    return "\n".join(f"> {line}" for line in body.splitlines() or [body])
+def _render(parts: Rich, literal: Callable[[str], str]) -> str:
+    """``parts`` as text, with ``literal`` making each untrusted text show as it is."""
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        elif isinstance(part, Text):
+            out.append(_limited(literal(part.text), part))
+        elif isinstance(part, Code):
+            out.append(code_span(part.text, part.limit))
+        elif isinstance(part, Strong):
+            out.append(f"**{_render(part.parts, literal)}**")
+        else:
+            body = literal(part.text) or "\u200b"  # an empty quote line would not render
+            out.append("\n".join(f"> {line}" for line in body.splitlines() or [body]))
+    return "".join(out)
