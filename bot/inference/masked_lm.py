@@ -334,7 +334,7 @@ def _packed_linear_bytes(model: torch.nn.Module) -> int:
     """Bytes of the quantized Linear modules' packed weights (and float32 biases), from their shapes.
 
     Not from ``weight()``/``bias()``: on the x86 and fbgemm engines those unpack a copy of the
-    weight (milliseconds per layer), and this runs on every ``model set`` autocomplete. A tied
+    weight (milliseconds per layer, a noticeable pause for the owner's ``stats``). A tied
     head bias is counted again here (vocabulary x 4 bytes), a bias-less Linear's bias too.
     """
     # The dynamic (int8) Linear subclasses this one.

@@ -157,7 +157,7 @@ class FillMaskService:
 
     def default_model_has_loaded(self) -> bool:
         """Loaded once since the start: later evictions (MAX_LOADED_MODELS) are normal operation."""
-        return self.registry.state(self.default_model) is ModelState.LOADED or self.registry.has_loaded(self.default_model)
+        return self.registry.has_loaded(self.default_model)
 
     # -- fill ------------------------------------------------------------------------------
 

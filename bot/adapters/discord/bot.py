@@ -28,16 +28,10 @@ SHUTDOWN_GRACE_SECONDS = 15.0
 
 
 class FillMaskBot(commands.Bot):
-    """The bot. Its service comes from :func:`bot.wiring.running_service`: pass one in (its
-    owner closes it), or the bot builds its own in ``setup_hook`` and closes it on ``close()``."""
+    """The bot. ``setup_hook`` builds its service with :func:`bot.wiring.running_service`
+    (over ``registry`` when given) and ``close()`` closes it."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        registry: InferenceBackend | None = None,
-        service: FillMaskService | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, *, registry: InferenceBackend | None = None) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # the prefix path reads message text
         super().__init__(
@@ -50,11 +44,8 @@ class FillMaskBot(commands.Bot):
             member_cache_flags=discord.MemberCacheFlags.none(),
         )
         self.settings = settings
-        self._service = service
-        if service is not None:
-            self.registry = service.registry
-        else:
-            self.registry = registry if registry is not None else build_registry(settings)
+        self._service: FillMaskService | None = None
+        self.registry = registry if registry is not None else build_registry(settings)
         self._service_scope = contextlib.AsyncExitStack()
         self._release_task: asyncio.Future[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -79,8 +70,7 @@ class FillMaskBot(commands.Bot):
             run_heartbeat(self.settings.health_file, self.settings.health_interval, functools.partial(bot_state, self)),
             name="heartbeat",
         )
-        if self._service is None:
-            self._service = await self._service_scope.enter_async_context(running_service(self.settings, registry=self.registry))
+        self._service = await self._service_scope.enter_async_context(running_service(self.settings, registry=self.registry))
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.dev_guild_id:
@@ -144,5 +134,5 @@ class FillMaskBot(commands.Bot):
         if self._heartbeat is not None:
             self._heartbeat.cancel()  # the file goes stale: the check reports the bot down
             await asyncio.gather(self._heartbeat, return_exceptions=True)
-        await self._service_scope.aclose()  # the models and the settings database, if ours
+        await self._service_scope.aclose()  # the models and the settings database
         log.info("closed")
