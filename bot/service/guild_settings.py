@@ -6,8 +6,9 @@ opened (every server uses the default model, and changes are refused).
 
 SQLite in WAL mode; each change is its own transaction, committed before the caller is told
 it succeeded, so an acknowledged change survives a crash. The schema carries a version
-(``PRAGMA user_version``) and is migrated forward on open. All database work runs on one
-dedicated thread: the event loop never waits on disk.
+(``PRAGMA user_version``) and is migrated forward on open, under the write lock, so several
+processes may open one file at once. All database work runs on one dedicated thread: the
+event loop never waits on disk.
 
 Guild ids are stored as INTEGER and always passed as ``int``: a store keyed by ``str`` in one
 place and ``int`` in another loses settings across restarts.
@@ -29,11 +30,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Entry i upgrades the schema from version i to i + 1: its statements run in one transaction.
+# Entry i upgrades the schema from version i to i + 1: its statements run in one transaction,
+# under the write lock, with the version bump. Written to be harmless if run twice (IF NOT
+# EXISTS): a database made before versioning, or by hand, may already have the table.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """
-        CREATE TABLE guild_settings (
+        CREATE TABLE IF NOT EXISTS guild_settings (
             guild_id   INTEGER PRIMARY KEY,
             checkpoint TEXT    NOT NULL,
             updated_by INTEGER,
@@ -157,26 +160,71 @@ class SqliteGuildSettings:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves.
             connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open settings database {self.path}: {exc}") from exc
+        try:
+            self._enable_wal(connection)
             connection.execute("PRAGMA synchronous=FULL")  # an acknowledged write is on disk
             connection.execute("PRAGMA foreign_keys=ON")
             self._migrate(connection)
         except (sqlite3.Error, OSError) as exc:
+            connection.close()
             raise StorageError(f"cannot open settings database {self.path}: {exc}") from exc
+        except BaseException:
+            connection.close()
+            raise
         self._connection = connection
         log.info("settings database %s ready (schema v%d)", self.path, SCHEMA_VERSION)
 
+    def _enable_wal(self, connection: sqlite3.Connection) -> None:
+        """Switch to WAL, waiting out other openers doing the same.
+
+        The switch needs the file to itself and SQLite may answer "database is locked" at once,
+        without waiting the busy timeout, while another process opens or switches the same new
+        file: retry until ``timeout``. WAL is stored in the file, so once anyone has switched it,
+        it is on for everyone. If it still cannot be switched, go on in the rollback-journal
+        mode: slower with several readers, but just as durable (synchronous=FULL).
+        """
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            try:
+                (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    log.warning("settings database %s: could not switch to WAL (%s); going on without it", self.path, exc)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+                continue
+            if str(mode).lower() != "wal":
+                log.warning("settings database %s stays in %s journal mode (WAL unavailable)", self.path, mode)
+            return
+
     @staticmethod
     def _migrate(connection: sqlite3.Connection) -> None:
+        """Bring the schema to SCHEMA_VERSION, safely when other processes open the file at once.
+
+        Each step reads ``user_version`` inside a ``BEGIN IMMEDIATE`` transaction: the write lock
+        is taken first (waiting the busy timeout), so two openers never both see the old version
+        and both migrate. The version is bumped in the same transaction as the step.
+        """
+        # Fast path, no lock: versions only rise, and each rise commits with its migration.
         (version,) = connection.execute("PRAGMA user_version").fetchone()
+        while version < SCHEMA_VERSION:
+            with _transaction(connection):
+                (version,) = connection.execute("PRAGMA user_version").fetchone()
+                if version >= SCHEMA_VERSION:
+                    break  # another opener migrated while we waited for the lock
+                for statement in MIGRATIONS[version]:
+                    connection.execute(statement)
+                version += 1
+                connection.execute(f"PRAGMA user_version = {version}")
+            log.info("migrated settings database to schema v%d", version)
         if version > SCHEMA_VERSION:
             raise StorageError(f"database schema v{version} is newer than this bot (v{SCHEMA_VERSION})")
-        for target in range(version, SCHEMA_VERSION):
-            with _transaction(connection):
-                for statement in MIGRATIONS[target]:
-                    connection.execute(statement)
-                connection.execute(f"PRAGMA user_version = {target + 1}")
-            log.info("migrated settings database to schema v%d", target + 1)
 
     def _close_sync(self) -> None:
         if self._connection is not None:
@@ -202,6 +250,11 @@ class SqliteGuildSettings:
 
     def _count_sync(self) -> list[tuple[str, int]]:
         return self._db().execute("SELECT checkpoint, COUNT(*) FROM guild_settings GROUP BY checkpoint").fetchall()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY/SQLITE_LOCKED: another connection holds a lock we need; worth retrying."""
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)  # low byte: the primary code
 
 
 @contextlib.contextmanager
