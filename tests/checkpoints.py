@@ -451,3 +451,153 @@ def build_hostile_vocab_checkpoint(
     if predicted != ids[:top]:
         raise RuntimeError(f"hostile tokens are not the top predictions: {reloaded_tokenizer.convert_ids_to_tokens(predicted)}")
     return out_dir
+
+
+# --------------------------------------------------------------------------- byte-level BPE (RoBERTa)
+
+# Extra text the BPE tokenizer (not the model) is trained on, so that "mat" and "dog" also
+# exist as mid-word pieces (format, hotdog), as they do in roberta-base's vocabulary: a target
+# resolved verbatim would then score the wrong piece.
+_BPE_EXTRA_WORDS = ["format automat doormat hotdog underdog bulldog"] * 5
+_ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def train_roberta_bpe_tokenizer(corpus: Path = CORPUS_EN, *, model_max_length: int | None = MODEL_MAX_LENGTH) -> Any:
+    """A byte-level BPE tokenizer (``Ġ`` marks word starts) as a RobertaTokenizer, like roberta-base's.
+
+    ``model_max_length=None`` leaves it unset (transformers then reports a huge sentinel), as
+    many Hub tokenizers do. The BPE trainer breaks ties by pair ids, which follow the sorted
+    alphabet, so the vocabulary is the same in every process.
+    """
+    import json
+
+    from tokenizers import AddedToken, ByteLevelBPETokenizer
+    from transformers import RobertaTokenizer
+
+    trainer = ByteLevelBPETokenizer()
+    trainer.train_from_iterator(
+        read_corpus(corpus) + _BPE_EXTRA_WORDS,
+        vocab_size=1000,
+        min_frequency=1,
+        special_tokens=_ROBERTA_SPECIALS,
+        show_progress=False,
+    )
+    model = json.loads(trainer._tokenizer.to_str())["model"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+    extra: dict[str, Any] = {} if model_max_length is None else {"model_max_length": model_max_length}
+    # As roberta-base: the mask swallows the space before it, so "the <mask>" fills a "Ġword" slot.
+    tokenizer = RobertaTokenizer(
+        vocab=model["vocab"], merges=merges, mask_token=AddedToken("<mask>", lstrip=True, rstrip=False), **extra
+    )
+    vocab = tokenizer.get_vocab()
+    missing = [w for w in ("\u0120mat", "\u0120dog", "mat", "dog") if w not in vocab]
+    if missing:
+        raise RuntimeError(f"BPE vocabulary lacks {missing}")
+    return tokenizer
+
+
+def _roberta_style_config(config_class: Any, tokenizer: PreTrainedTokenizerBase, positions: int, **overrides: Any) -> Any:
+    values: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "max_position_embeddings": positions,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        **_TINY_ARCH,
+        **overrides,
+    }
+    return config_class(**values)
+
+
+def build_roberta_bpe_checkpoint(out_dir: Path, *, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = DEFAULT_SEED) -> Path:
+    """A tiny trained RoBERTa with a byte-level BPE vocabulary: "the cat sat on the <mask> ." gives " mat"."""
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_roberta_bpe_tokenizer()
+    # Positions start at pad_token_id + 1: room for MODEL_MAX_LENGTH tokens.
+    config = _roberta_style_config(RobertaConfig, tokenizer, MODEL_MAX_LENGTH + tokenizer.pad_token_id + 1, type_vocab_size=1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # model init draws from the global RNG
+        model = RobertaForMaskedLM(config)
+        train_masked_lm(model, tokenizer, read_corpus(CORPUS_EN), steps=train_steps, seed=seed)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir
+
+
+# --------------------------------------------------------------------------- length limits
+
+# Rows of the position embedding of the two checkpoints below. Their positions start at
+# padding_idx + 1 = 2 and their tokenizers declare no limit, so they read at most
+# UNBOUNDED_TOKEN_LIMIT tokens, special ones included; one more crashes the model.
+UNBOUNDED_POSITION_ROWS = 40
+UNBOUNDED_TOKEN_LIMIT = UNBOUNDED_POSITION_ROWS - 2
+
+
+def build_roberta_prelayernorm_checkpoint(out_dir: Path, *, seed: int = DEFAULT_SEED) -> Path:
+    """An untrained RoBERTa-PreLayerNorm masked LM whose byte-level BPE tokenizer has no ``model_max_length``."""
+    from transformers import RobertaPreLayerNormConfig, RobertaPreLayerNormForMaskedLM
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_roberta_bpe_tokenizer(model_max_length=None)
+    config = _roberta_style_config(RobertaPreLayerNormConfig, tokenizer, UNBOUNDED_POSITION_ROWS, type_vocab_size=1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = RobertaPreLayerNormForMaskedLM(config)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def train_mpnet_tokenizer(corpus: Path = CORPUS_EN) -> Any:
+    """An MPNet WordPiece tokenizer (<s> <pad> </s> [UNK] ... <mask>, as mpnet-base) without ``model_max_length``."""
+    from transformers import MPNetTokenizer
+
+    bert = train_bert_tokenizer(corpus)
+    bert_specials = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
+    words = [w for w, _ in sorted(bert.get_vocab().items(), key=lambda kv: kv[1]) if w not in bert_specials]
+    order = ["<s>", "<pad>", "</s>", "[UNK]", *words, "<mask>"]
+    return MPNetTokenizer(vocab={token: i for i, token in enumerate(order)})
+
+
+def build_mpnet_checkpoint(out_dir: Path, *, seed: int = DEFAULT_SEED) -> Path:
+    """An untrained MPNet masked LM whose tokenizer has no ``model_max_length``."""
+    from transformers import MPNetConfig, MPNetForMaskedLM
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_mpnet_tokenizer()
+    config = _roberta_style_config(MPNetConfig, tokenizer, UNBOUNDED_POSITION_ROWS)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = MPNetForMaskedLM(config)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir
+
+
+# --------------------------------------------------------------------------- tokenizer/model mismatch
+
+# Added to the tokenizer of build_unresized_checkpoint, without resizing the model's embeddings.
+UNRESIZED_ADDED_TOKENS: tuple[str, ...] = ("zorblax", "quuxite")
+
+
+def build_unresized_checkpoint(out_dir: Path, *, seed: int = DEFAULT_SEED) -> Path:
+    """An untrained BERT whose tokenizer has more tokens than the model has embeddings.
+
+    The mistake of ``tokenizer.add_tokens(...)`` without ``model.resize_token_embeddings(...)``:
+    any sentence using an added token would index past the embedding matrix.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bert_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertForMaskedLM(_bert_config(tokenizer))
+    tokenizer.add_tokens(list(UNRESIZED_ADDED_TOKENS))
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir

@@ -60,6 +60,7 @@ EXPECTED_ERRORS = {
     "targets_empty": "Give at least one word",
     "targets_only_commas": "Give at least one word",
     "targets_all_hostile": "None of those target words",
+    "targets_special_only": "this model's special tokens",
     "targets_too_many": "at most 25 target words",
     "top_k_zero": "1 to 10",
     "top_k_999": "1 to 10",
@@ -168,8 +169,9 @@ def unescape(text: str) -> str:
 
 
 def visible(text: str) -> str:
-    """What the bot should echo of ``text``: everything but bidi controls and C0/C1 controls."""
-    text = INVISIBLE.sub("", text)
+    """What the bot should echo of ``text``: everything but bidi controls and C0/C1 controls,
+    lone surrogates as U+FFFD (no JSON reply could carry them)."""
+    text = re.sub("[\ud800-\udfff]", "\ufffd", INVISIBLE.sub("", text))
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
 
 

@@ -51,6 +51,29 @@ class InputTooLongError(InvalidRequestError):
         )
 
 
+class SpecialTargetsError(InvalidRequestError):
+    def __init__(self, tokens: list[str]) -> None:
+        # Model strings, not user text, but still kept from closing the code spans.
+        listed = ", ".join(f"`{token.replace('`', chr(39))}`" for token in tokens[:5])
+        super().__init__(
+            f"{listed} {'is' if len(tokens) == 1 else 'are'} this model's special "
+            f"{'token' if len(tokens) == 1 else 'tokens'}, not words: it never predicts them. "
+            "Give ordinary words to score instead."
+        )
+
+
+class RequestFailedError(FillMaskError):
+    """An unexpected failure on one request (a bug, or a quirk of the checkpoint); the cause is logged.
+
+    Only that request gets it: the others batched with it are answered as usual.
+    """
+
+    title = "Oops"
+
+    def __init__(self) -> None:
+        super().__init__("Something went wrong on my side with that request; it has been logged. Rewording it may help.")
+
+
 class BusyError(FillMaskError):
     """The model's queue is full; ``retry_after`` estimates when it will have room (seconds)."""
 

@@ -3,7 +3,13 @@
 ``MaskedLM.predict_batch`` answers several requests with one encoder pass. It gives the same
 tokens, order and scores as ``transformers.pipeline("fill-mask")`` (softmax over the whole
 vocabulary, optional ``targets``, the same ``token_str`` and ``sequence`` decoding), except
-that special tokens (the mask itself, padding, ...) are never proposed (transformers #12390).
+that special tokens (the mask itself, padding, ...) are never proposed (transformers #12390),
+and that a target is the token starting that word, where the pipeline may take a mid-word
+piece of a byte-level BPE or SentencePiece vocabulary (see ``_target_ids``).
+
+One request's failure stays its own: an unexpected exception while one request is encoded,
+resolved or decoded fails that request only, and a batched forward pass that raises is
+retried one request at a time, so only the request that breaks it fails.
 
 Not thread-safe on purpose: a tokenizer must not be used from two threads at once
 (tokenizers #537), so callers run one ``predict_batch`` at a time per model
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,14 +28,19 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from bot.inference.checkpoint_policy import shown
 from bot.inference.errors import (
+    CheckpointLoadError,
     FillMaskError,
     InputTooLongError,
     InvalidRequestError,
     NoMaskError,
+    RequestFailedError,
+    SpecialTargetsError,
     TooManyMasksError,
     TopKOutOfRangeError,
 )
+from bot.inference.masks import clean_input
 from bot.inference.types import MAX_MASKS, MAX_TARGETS, MAX_TOP_K, FillRequest, FillResult, Prediction
 
 if TYPE_CHECKING:
@@ -40,6 +52,14 @@ log = logging.getLogger(__name__)
 # Running them only at mask positions skips most of the head's cost (a hidden x vocab matmul
 # per token); ``_check_lean_head`` verifies the shortcut on each checkpoint before using it.
 _HEAD_ATTRIBUTES = ("lm_head", "cls", "predictions")
+
+# Markers a vocabulary may put on the piece that starts a word (byte-level BPE, SentencePiece)
+# or ends one (the "</w>" of XLM/FlauBERT's BPE). A vocabulary uses one when at least this
+# share of its entries carries it; WordPiece marks continuations ("##") instead, so there a
+# bare word already is its word-start form.
+_WORD_START_MARKERS = ("\u0120", "\u2581")  # Ġ, ▁
+_WORD_END_MARKERS = ("</w>",)
+_MARKER_SHARE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +97,13 @@ class MaskedLM:
         self.mask_token: str = mask_token
         self.mask_token_id: int = mask_token_id
         self.pad_token_id: int | None = pad_token_id
+        _check_embedding_rows(name, tok, model)
         self.max_length = _max_input_length(tok, model)
         self._special_ids = torch.tensor(sorted(set(tok.all_special_ids)), dtype=torch.long)
+        self._special_id_set: frozenset[int] = frozenset(int(i) for i in tok.all_special_ids)
         self._vocab: dict[str, int] | None = None
+        self._added: frozenset[str] | None = None  # added tokens: stored without word markers
+        self._markers: tuple[str, str] | None = None  # (word-start prefix, word-end suffix)
         self._head = self._find_lean_head()
         self.precision = "fp32"
 
@@ -145,19 +169,23 @@ class MaskedLM:
         for index, request in enumerate(requests):
             try:
                 item = self._encode(index, request)
-                target_ids[index] = self._target_ids(request.targets)
+                target_ids[index] = self._target_ids(item.request.targets)
             except FillMaskError as exc:
                 outcomes[index] = exc
                 continue
+            except Exception:  # a bug or a checkpoint quirk: this request fails, the others go on
+                outcomes[index] = self._failed(request, "encoding")
+                continue
             encoded.append(item)
 
-        if encoded:
-            probs = self._mask_probabilities(encoded)
-            row = 0
-            for item in encoded:
-                count = len(item.mask_positions)
-                outcomes[item.index] = self._decode(item, probs[row : row + count], target_ids[item.index], len(encoded))
-                row += count
+        for item, probs, pass_size in self._probabilities_per_request(encoded):
+            if isinstance(probs, FillMaskError):
+                outcomes[item.index] = probs
+                continue
+            try:
+                outcomes[item.index] = self._decode(item, probs, target_ids[item.index], pass_size)
+            except Exception:
+                outcomes[item.index] = self._failed(item.request, "decoding")
 
         elapsed = time.perf_counter() - started
         return [
@@ -168,7 +196,50 @@ class MaskedLM:
 
     # -- steps -----------------------------------------------------------------------------
 
+    def _failed(self, request: FillRequest, stage: str) -> RequestFailedError:
+        """Log the exception being handled (once, with its traceback) and the error its request gets."""
+        log.exception(
+            "%s: one request failed while %s (%d characters, top_k %d)", self.name, stage, len(request.text), request.top_k
+        )
+        error = RequestFailedError()
+        error.__cause__ = sys.exc_info()[1]  # for whoever inspects it; the user sees only the message
+        return error
+
+    def _probabilities_per_request(self, encoded: Sequence[_Encoded]) -> list[tuple[_Encoded, torch.Tensor | FillMaskError, int]]:
+        """Each request's mask probabilities (or its error), and the size of the pass that gave them.
+
+        One batched pass; if it raises, one pass per request, so that a request that breaks
+        the model fails alone.
+        """
+        if not encoded:
+            return []
+        try:
+            probs = self._mask_probabilities(encoded)
+        except Exception:
+            if len(encoded) == 1:
+                return [(encoded[0], self._failed(encoded[0].request, "running the model"), 1)]
+            log.warning("%s: a batched pass of %d failed; answering them one at a time", self.name, len(encoded), exc_info=True)
+            alone: list[tuple[_Encoded, torch.Tensor | FillMaskError, int]] = []
+            for item in encoded:
+                try:
+                    alone.append((item, self._mask_probabilities([item]), 1))
+                except Exception:
+                    alone.append((item, self._failed(item.request, "running the model"), 1))
+            return alone
+        split: list[tuple[_Encoded, torch.Tensor | FillMaskError, int]] = []
+        row = 0
+        for item in encoded:
+            count = len(item.mask_positions)
+            split.append((item, probs[row : row + count], len(encoded)))
+            row += count
+        return split
+
     def _encode(self, index: int, request: FillRequest) -> _Encoded:
+        # The service cleans its input already; a direct caller may not have (tokenizers refuse lone surrogates).
+        text = clean_input(request.text)
+        targets = None if request.targets is None else tuple(clean_input(t) for t in request.targets)
+        if text != request.text or targets != request.targets:
+            request = dataclasses.replace(request, text=text, targets=targets)
         if not request.text.strip():
             raise NoMaskError(self.mask_token)
         if not 1 <= request.top_k <= MAX_TOP_K:
@@ -184,10 +255,14 @@ class MaskedLM:
         return _Encoded(index, request, ids, positions)
 
     def _target_ids(self, targets: tuple[str, ...] | None) -> torch.Tensor | None:
-        """Vocabulary ids for ``targets``, resolved the way the fill-mask pipeline resolves them.
+        """Vocabulary ids for ``targets``: each word as the token that starts it in a sentence.
 
-        A word found verbatim in the vocabulary is used as is; otherwise its first sub-token is.
-        Special tokens are dropped (they are never shown).
+        Users type bare words and cannot type a leading space, so where the vocabulary marks
+        word starts (``Ġmat`` in byte-level BPE, ``▁bon`` in SentencePiece) or whole words' ends
+        (``mat</w>``) the marked entry is taken, not a mid-word piece ``mat``; failing that, the
+        first sub-token of the word as it is encoded after a space (the pipeline too takes the
+        first sub-token). Without such markers (WordPiece) this is the pipeline's own rule: the
+        word verbatim, else its first sub-token. Special tokens are dropped (they are never shown).
         """
         if targets is None:
             return None
@@ -195,28 +270,57 @@ class MaskedLM:
             raise InvalidRequestError("Give at least one word after `|` to score, e.g. `... | bon, mauvais`.")
         if len(targets) > MAX_TARGETS:
             raise InvalidRequestError(f"I can score at most {MAX_TARGETS} target words at once.")
-        if self._vocab is None:
-            self._vocab = self.tokenizer.get_vocab()
+        special_tokens = frozenset(str(token) for token in self.tokenizer.all_special_tokens)
         ids: list[int] = []
+        special_typed: list[str] = []
         for target in targets:
-            token_id = self._vocab.get(target)
-            if token_id is None:
-                pieces = self.tokenizer(
-                    target,
-                    add_special_tokens=False,
-                    return_attention_mask=False,
-                    return_token_type_ids=False,
-                    max_length=1,
-                    truncation=True,
-                )["input_ids"]
-                if not pieces:
-                    continue
-                token_id = pieces[0]
-            if token_id not in ids and token_id not in self._special_ids:
+            if target in special_tokens:
+                special_typed.append(target)
+                continue
+            token_id = self._word_start_id(target)
+            if token_id is not None and token_id not in ids and token_id not in self._special_id_set:
                 ids.append(token_id)
         if not ids:
+            if special_typed and len(special_typed) == len(targets):
+                raise SpecialTargetsError(special_typed)
             raise InvalidRequestError("None of those target words exist in this model's vocabulary.")
         return torch.tensor(ids, dtype=torch.long)
+
+    def _word_start_id(self, target: str) -> int | None:
+        """The id of the token that starts ``target`` as a word, or None if it encodes to nothing."""
+        if self._vocab is None:
+            self._vocab = self.tokenizer.get_vocab()
+        if self._added is None:
+            self._added = _added_tokens(self.tokenizer)
+        if self._markers is None:
+            self._markers = _vocabulary_markers(self._vocab, self._added)
+        prefix, suffix = self._markers
+        vocab = self._vocab
+        if prefix or suffix:
+            marked = vocab.get(prefix + target + suffix)
+            if marked is not None:
+                return marked
+            # Typed with its marker already (``▁bon``), or an added token (stored unmarked).
+            verbatim = vocab.get(target)
+            if verbatim is not None and (
+                (prefix and target.startswith(prefix)) or (suffix and target.endswith(suffix)) or target in self._added
+            ):
+                return verbatim
+        else:
+            verbatim = vocab.get(target)
+            if verbatim is not None:
+                return verbatim
+        # After a space: byte-level BPE then encodes the word-start form (``Ġ``); SentencePiece
+        # turns the space into its ``▁`` (even where it would not prepend one); others ignore it.
+        pieces: list[int] = self.tokenizer(
+            " " + target if prefix else target,
+            add_special_tokens=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            max_length=1,
+            truncation=True,
+        )["input_ids"]
+        return int(pieces[0]) if pieces else None
 
     def _mask_probabilities(self, encoded: Sequence[_Encoded]) -> torch.Tensor:
         """Vocabulary probabilities at every mask of the batch, one row per mask, in order."""
@@ -349,16 +453,95 @@ def _packed_linear_bytes(model: torch.nn.Module) -> int:
 
 
 def _max_input_length(tokenizer: PreTrainedTokenizerBase, model: torch.nn.Module) -> int:
-    """How many tokens (special ones included) the model accepts."""
+    """How many tokens (special ones included) the model accepts.
+
+    The tokenizer's ``model_max_length`` when it is a real limit (many say 1e30), the rows of
+    the model's own position embedding (read from the module, so that every RoBERTa-style
+    family is covered, listed or not), and ``config.max_position_embeddings``: the smallest.
+    """
     limits: list[int] = []
     declared = getattr(tokenizer, "model_max_length", None)
     if isinstance(declared, int) and 0 < declared < 1_000_000:
         limits.append(declared)
+    from_module = _position_embedding_limit(model)
+    if from_module is not None:
+        limits.append(from_module)
     config = getattr(model, "config", None)
     positions = getattr(config, "max_position_embeddings", None)
+    # Also an upper bound where positions are offset without a padding_idx (Nyströmformer, MRA, YOSO: +2).
     if isinstance(positions, int) and positions > 0:
-        # RoBERTa-family models number positions from padding_idx + 1.
-        if getattr(config, "model_type", "") in {"roberta", "camembert", "xlm-roberta", "xlm-roberta-xl", "data2vec-text"}:
-            positions -= (getattr(config, "pad_token_id", 1) or 1) + 1
         limits.append(positions)
     return min(limits) if limits else 512
+
+
+def _position_embedding_limit(model: torch.nn.Module) -> int | None:
+    """How many positions the model's absolute position embedding can number, if it has one.
+
+    RoBERTa-style models (RoBERTa, CamemBERT, XLM-R, MPNet, RoBERTa-PreLayerNorm, Longformer...)
+    number positions from ``padding_idx + 1`` and give the embedding that ``padding_idx``; the
+    others number them from 0. Rotary and relative models have no such module: None.
+    """
+    base = getattr(model, "base_model", model)
+    if not isinstance(base, torch.nn.Module):
+        return None
+    embeddings = getattr(base, "embeddings", None)
+    found = getattr(embeddings, "position_embeddings", None)
+    if not isinstance(found, torch.nn.Module):  # elsewhere than base.embeddings: the first one
+        found = next((m for n, m in base.named_modules() if n.rsplit(".", 1)[-1] == "position_embeddings"), None)
+    if found is None:
+        return None
+    rows = _embedding_rows(found)
+    if rows is None:
+        return None
+    padding_idx = getattr(found, "padding_idx", None)
+    first = padding_idx + 1 if isinstance(padding_idx, int) and padding_idx >= 0 else 0
+    return rows - first if rows > first else None
+
+
+def _embedding_rows(module: torch.nn.Module) -> int | None:
+    """Rows of an embedding module: nn.Embedding or a look-alike (I-BERT's QuantEmbedding)."""
+    if isinstance(module, torch.nn.Embedding):
+        return module.num_embeddings
+    weight = getattr(module, "weight", None)
+    return int(weight.shape[0]) if isinstance(weight, torch.Tensor) and weight.dim() == 2 else None
+
+
+def _check_embedding_rows(name: str, tokenizer: PreTrainedTokenizerBase, model: torch.nn.Module) -> None:
+    """Refuse a tokenizer that makes ids the model has no embedding for (tokens added, model not resized):
+    any sentence using one would crash the forward pass."""
+    get_input_embeddings = getattr(model, "get_input_embeddings", None)
+    if not callable(get_input_embeddings):
+        return
+    try:
+        embedding = get_input_embeddings()
+    except (NotImplementedError, AttributeError):
+        return
+    rows = _embedding_rows(embedding) if isinstance(embedding, torch.nn.Module) else None
+    tokens = len(tokenizer)
+    if rows is not None and tokens > rows:
+        raise CheckpointLoadError(
+            f"{shown(name)} can't be used: its tokenizer has {tokens} tokens but the model only {rows} embeddings "
+            "(tokens were added to the tokenizer without resizing the model)."
+        )
+
+
+def _added_tokens(tokenizer: PreTrainedTokenizerBase) -> frozenset[str]:
+    get_added_vocab = getattr(tokenizer, "get_added_vocab", None)
+    added = get_added_vocab() if callable(get_added_vocab) else None
+    return frozenset(str(token) for token in added) if isinstance(added, dict) else frozenset()
+
+
+def _vocabulary_markers(vocab: dict[str, int], added: frozenset[str]) -> tuple[str, str]:
+    """(word-start prefix, word-end suffix) the vocabulary marks words with; ("", "") for none."""
+    entries = [token for token in vocab if token not in added]
+    if not entries:
+        return "", ""
+    threshold = _MARKER_SHARE * len(entries)
+    starts = {marker: sum(token.startswith(marker) for token in entries) for marker in _WORD_START_MARKERS}
+    best = max(starts, key=lambda marker: starts[marker])
+    if starts[best] >= threshold:
+        return best, ""
+    for marker in _WORD_END_MARKERS:
+        if sum(token.endswith(marker) for token in entries) >= threshold:
+            return "", marker
+    return "", ""
