@@ -9,27 +9,37 @@ one server, so ``model set`` works here.
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import shlex
 import sys
 from collections.abc import AsyncGenerator
 from typing import TextIO
 
 from bot.inference.errors import FillMaskError
+from bot.inference.masks import clean_input
 from bot.replies.fill import progress_bar
 from bot.replies.flows import Update, fill_flow, switch_flow
 from bot.replies.info import help_reply, stats_reply
 from bot.replies.markup import plain
 from bot.replies.model_card import model_card_reply
 from bot.replies.model_list import model_list_reply
-from bot.replies.models import model_changed_reply, model_status_reply
-from bot.replies.reply import Reply, error_reply
+from bot.replies.models import model_changed_reply, model_status_reply, with_revocation_note
+from bot.replies.reply import Reply, error_reply, internal_error_reply
 from bot.service.fill_mask_service import FillMaskService
 from bot.settings import Settings
 from bot.wiring import running_service
 
+log = logging.getLogger(__name__)
+
 CONSOLE_GUILD_ID = 0
 
 USAGE = "Commands: !fill <sentence with <mask>>, !model show | set <checkpoint> | reset | list | info [checkpoint], !help, !stats, !quit"
+
+UNBALANCED_QUOTE = (
+    "I couldn't read that: a quote is opened and never closed. Close it, or leave the quotes out, "
+    "e.g. `!model set camembert-base`."
+)
 
 
 def reply_to_text(reply: Reply) -> str:
@@ -46,10 +56,11 @@ def reply_to_text(reply: Reply) -> str:
 
 
 class Console:
-    def __init__(self, service: FillMaskService, prefix: str = "!", out: TextIO = sys.stdout) -> None:
+    def __init__(self, service: FillMaskService, prefix: str = "!", out: TextIO | None = None) -> None:
         self.service = service
         self.prefix = prefix
-        self.out = out
+        # Looked up now, not at import: tests and callers may have replaced sys.stdout since.
+        self.out = out if out is not None else sys.stdout
 
     def show(self, reply: Reply) -> None:
         print(reply_to_text(reply), file=self.out, flush=True)
@@ -65,8 +76,8 @@ class Console:
                 self.show(update.reply)
 
     async def handle(self, line: str) -> bool:
-        """Answer one line; False when the user asked to quit."""
-        line = line.strip()
+        """Answer one line; False when the user asked to quit. Never raises for a bad line."""
+        line = clean_input(line).strip()  # undecodable bytes arrive as lone surrogates
         if not line:
             return True
         if line.startswith(self.prefix):
@@ -89,13 +100,26 @@ class Console:
                 self.show(error_reply(f"Unknown command. {USAGE}"))
         except FillMaskError as exc:
             self.show(error_reply(str(exc), title=exc.title))
+        except Exception:
+            # A bug or an outage, not the user's doing: the cause goes to the log, the session goes on.
+            log.exception("console command %r failed", command)
+            self.show(internal_error_reply())
         return True
 
     async def model(self, rest: str) -> None:
-        words = shlex.split(rest) if rest.strip() else ["show"]
+        try:
+            words = shlex.split(rest) if rest.strip() else ["show"]
+        except ValueError:  # shlex: "No closing quotation" (or a lone trailing backslash)
+            self.show(error_reply(UNBALANCED_QUOTE))
+            return
+        if not words:  # shlex found no word at all: same as a bare `!model`
+            words = ["show"]
         action, args = words[0].lower(), words[1:]
         if action == "show":
-            self.show(model_status_reply(await self.service.status(CONSOLE_GUILD_ID)))
+            reply = model_status_reply(await self.service.status(CONSOLE_GUILD_ID))
+            self.show(
+                with_revocation_note(reply, self.service.take_revocation_notice(CONSOLE_GUILD_ID), self.service.default_model)
+            )
         elif action == "set" and args:
             await self.follow(switch_flow(self.service, CONSOLE_GUILD_ID, args[0]))
         elif action == "reset":
@@ -112,16 +136,20 @@ class Console:
             )
 
 
-async def run_console(settings: Settings, stdin: TextIO = sys.stdin) -> None:
+async def run_console(settings: Settings, stdin: TextIO | None = None, out: TextIO | None = None) -> None:
+    source: TextIO = stdin if stdin is not None else sys.stdin
+    if isinstance(source, io.TextIOWrapper):
+        # Bytes that are not UTF-8 become U+FFFD instead of a UnicodeDecodeError that ends the session.
+        source.reconfigure(errors="replace")
     async with running_service(settings) as service:
-        console = Console(service, settings.command_prefix)
-        interactive = stdin.isatty()
+        console = Console(service, settings.command_prefix, out)
+        interactive = source.isatty()
         if interactive:
-            print(f"fillmask-bot console. Default model: {settings.default_model}. Type !help.", flush=True)
+            print(f"fillmask-bot console. Default model: {settings.default_model}. Type !help.", file=console.out, flush=True)
         loop = asyncio.get_running_loop()
         while True:
             if interactive:
-                print("> ", end="", flush=True)
-            line = await loop.run_in_executor(None, stdin.readline)
+                print("> ", end="", file=console.out, flush=True)
+            line = await loop.run_in_executor(None, source.readline)
             if not line or not await console.handle(line):
                 break

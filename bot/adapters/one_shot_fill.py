@@ -5,17 +5,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
 import sys
 
-from bot.inference.errors import FillMaskError
+from bot.inference.errors import CheckpointError, FillMaskError
+from bot.inference.masks import clean_input, parse_targets
 from bot.service.guild_settings import DefaultOnlySettings
 from bot.settings import Settings
 from bot.wiring import running_service
 
+log = logging.getLogger(__name__)
+
+TARGETS_NEED_A_WORD = "--targets needs at least one word, e.g. --targets 'bon,mauvais'"
+
 
 def fill_once(settings: Settings, args: argparse.Namespace) -> int:
-    """Exit 0 and print the predictions, or exit 1 with the friendly error on stderr."""
-    return asyncio.run(_fill_once(settings, args))
+    """Exit 0 and print the predictions, or exit 1 with one ``error: ...`` line on stderr."""
+    # Undecodable argv bytes arrive as lone surrogates (surrogateescape); make them U+FFFD.
+    args = argparse.Namespace(**{k: clean_input(v) if isinstance(v, str) else v for k, v in vars(args).items()})
+    # Checked here, in the CLI's own words: the service's message speaks of the chat's `| words` syntax.
+    if args.targets is not None and not parse_targets(args.targets):
+        print(f"error: {TARGETS_NEED_A_WORD}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(_fill_once(settings, args))
+    except Exception as exc:
+        # Not a refusal in words but a bug or a broken checkpoint nobody explained: one line for
+        # the person at the terminal, the traceback for whoever turns LOG_LEVEL=DEBUG on.
+        log.debug("python -m bot fill failed", exc_info=True)
+        print(
+            f"error: something went wrong ({type(exc).__name__}); run with LOG_LEVEL=DEBUG for the details",
+            file=sys.stderr,
+        )
+        return 1
 
 
 async def _fill_once(settings: Settings, args: argparse.Namespace) -> int:
@@ -26,7 +48,9 @@ async def _fill_once(settings: Settings, args: argparse.Namespace) -> int:
         try:
             result = await service.fill(None, args.text, top_k=args.top_k, targets=args.targets)
         except FillMaskError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            # A checkpoint that failed to load is told as itself: there is no "server" here.
+            reason = exc.__cause__ if isinstance(exc.__cause__, CheckpointError) else exc
+            print(f"error: {reason}", file=sys.stderr)
             return 1
     for number, predictions in enumerate(result.masks, start=1):
         if len(result.masks) > 1:
