@@ -9,16 +9,18 @@ checkpoint is not too large, and that the tokenizer has a mask token; each failu
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import math
 import os
+import stat
 import threading
 from pathlib import Path
 
 import torch
 
-from bot.inference.checkpoint_policy import is_local_reference, shown
+from bot.inference.checkpoint_policy import is_local_reference, printable, shown
 from bot.inference.errors import (
     CheckpointLoadError,
     CheckpointNotAllowedError,
@@ -99,6 +101,51 @@ def warm_imports() -> None:
             log.debug("could not pre-import %s", module)
 
 
+# What a load may read from a local folder: each must be a regular file (or a link to one).
+_READ_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".py")
+# Files that hold a tokenizer's vocabulary, in one family or another.
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model")
+
+
+def check_local_files(folder: Path) -> None:
+    """Refuse a folder a load could hang on or trip over, before anything reads it.
+
+    Opening a FIFO (or a device) for reading blocks until someone writes to it, which would
+    wedge the loader; a symlink loop, a dangling link or a folder named like a weights file
+    would fail deep inside transformers with an error no admin can read.
+    """
+    display = shown(folder.name or str(folder))
+    try:
+        if not stat.S_ISDIR(folder.stat().st_mode):
+            raise CheckpointNotFoundError(f"{display} is not a folder.")
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise CheckpointNotFoundError(f"I can't read the folder {display}: {_os_problem(exc)}.") from None
+    for entry in entries:
+        if not entry.name.endswith(_READ_SUFFIXES):
+            continue
+        try:
+            mode = entry.stat().st_mode  # follows links: what a reader would open
+        except OSError as exc:
+            raise CheckpointLoadError(f"{shown(entry.name)} in that folder can't be read: {_os_problem(exc)}.") from None
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe or a device)"
+            raise CheckpointLoadError(f"{shown(entry.name)} in that folder is {kind}, so I won't read it.")
+    if not (folder / "config.json").exists():
+        raise CheckpointNotFoundError(f"The folder {display} has no `config.json`, so it isn't a saved model.")
+
+
+def _os_problem(exc: OSError) -> str:
+    """An OS error in words, without the path (which may be the host's)."""
+    if exc.errno == errno.ELOOP:
+        return "it is a symbolic link loop"
+    if exc.errno == errno.ENOENT:
+        return "it is a broken link or doesn't exist"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "the bot isn't allowed to read it"
+    return printable(exc.strerror or type(exc).__name__).lower()
+
+
 def safetensors_parameter_count(directory: Path) -> int | None:
     """Parameters stored in a directory's ``*.safetensors`` files, from their headers only.
 
@@ -116,7 +163,7 @@ def safetensors_parameter_count(directory: Path) -> int | None:
             with safe_open(file, framework="pt") as handle:
                 # safe_open is not iterable: keys() is its only list of names.
                 total += sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())  # noqa: SIM118
-        except SafetensorError:
+        except (SafetensorError, OSError, ValueError, OverflowError):  # a header that lies, a truncated file
             raise CheckpointLoadError(f"{shown(file.name)} is not a valid safetensors file.") from None
     return total
 
@@ -195,6 +242,23 @@ def _download(reference: str, allow_pickle_weights: bool, tracker: ProgressTrack
     tracker.stage("downloading", total, total)
 
 
+def _parse_problem(exc: Exception) -> str:
+    return "it is not valid JSON" if "json" in str(exc).lower() else "it is missing or damaged"
+
+
+def _weights_hint(reference: str, allow_pickle_weights: bool) -> str:
+    """Why the weights may have failed: only pickled ones, refused, or the files themselves."""
+    if not is_local_reference(reference):
+        return "" if allow_pickle_weights else " (this bot loads only `.safetensors` weights)"
+    folder = Path(reference)
+    has_safetensors = any(folder.glob("*.safetensors"))
+    if not has_safetensors and any(folder.glob("*.bin")) and not allow_pickle_weights:
+        return ": it has only `.bin` (pickle) weights, and this bot loads only `.safetensors` ones"
+    if not has_safetensors and not any(folder.glob("*.bin")):
+        return ": the folder has no weights file"
+    return ": the weights file is damaged or doesn't match the model's `config.json`"
+
+
 def load_masked_lm(
     reference: str,
     *,
@@ -213,14 +277,22 @@ def load_masked_lm(
     display = shown(reference)
     tracker = ProgressTracker(progress)
     tracker.stage("checking")
+    local = is_local_reference(reference)
+    if local:
+        check_local_files(Path(reference))
     try:
         config = AutoConfig.from_pretrained(reference, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         log.info("config for %s not found: %s", reference, exc)
+        if local:
+            raise CheckpointLoadError(f"The `config.json` of {display} can't be read: {_parse_problem(exc)}.") from None
         raise CheckpointNotFoundError(
             f"I couldn't find a model called {display}: it is neither a folder the bot can read nor a model "
             "it could fetch from the Hugging Face Hub. Check the spelling (e.g. `camembert-base`)."
         ) from None
+    except Exception as exc:  # `null`, nesting deeper than the parser goes, fields of the wrong type...
+        log.warning("config for %s is broken: %s: %s", reference, type(exc).__name__, exc)
+        raise CheckpointLoadError(f"The `config.json` of {display} isn't a valid model configuration.") from None
     if type(config) not in MODEL_FOR_MASKED_LM_MAPPING:
         raise NotMaskedLMError(
             f"{display} is a `{config.model_type}` model without a masked-language-model head, "
@@ -233,33 +305,51 @@ def load_masked_lm(
                 f"{display} has about {_millions(count)} parameters ({source}); this bot loads at most "
                 f"{_millions(max_parameters)}. The bot owner sets that limit with MAX_MODEL_PARAMETERS."
             )
-    if not is_local_reference(reference):
+    if not local:
         _download(reference, allow_pickle_weights, tracker)
+    elif not any((Path(reference) / name).is_file() for name in _TOKENIZER_FILES):
+        raise CheckpointLoadError(
+            f"{display} has no tokenizer files (such as `tokenizer.json` or `vocab.txt`), so I can't read text with it. "
+            "Save the tokenizer into the same folder (`tokenizer.save_pretrained(...)`)."
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(reference, trust_remote_code=False)
-    except (OSError, ValueError, TypeError) as exc:
-        log.warning("tokenizer for %s failed to load: %s", reference, exc)
-        raise CheckpointLoadError(f"{display} has no tokenizer I can load, so I can't use it.") from None
+    except Exception as exc:  # missing, malformed JSON, a tokenizer.json of the wrong shape...
+        log.warning("tokenizer for %s failed to load: %s: %s", reference, type(exc).__name__, exc)
+        raise CheckpointLoadError(f"{display} has no tokenizer I can load (its files are missing or damaged).") from None
     if getattr(tokenizer, "mask_token", None) is None or getattr(tokenizer, "mask_token_id", None) is None:
         raise NoMaskTokenError(f"{display}'s tokenizer has no mask token, so there is no blank it can fill.")
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        # transformers builds a tokenizer of special tokens alone when the vocabulary is missing.
+        raise CheckpointLoadError(
+            f"{display}'s tokenizer has no vocabulary, only special tokens, so every answer would be blank."
+        )
     tracker.stage("loading weights")
     try:
         model = AutoModelForMaskedLM.from_pretrained(
             reference, trust_remote_code=False, use_safetensors=None if allow_pickle_weights else True
         )
-    except (OSError, ValueError, RuntimeError) as exc:
-        log.warning("weights for %s failed to load: %s", reference, exc)
+    except Exception as exc:  # no weights, a damaged file, shapes that don't match the config...
+        log.warning("weights for %s failed to load: %s: %s", reference, type(exc).__name__, exc)
         gc.collect()
-        hint = "" if allow_pickle_weights else " (this bot only loads `.safetensors` weights)"
-        raise CheckpointLoadError(f"I couldn't load the weights of {display}{hint}.") from None
+        raise CheckpointLoadError(
+            f"I couldn't load the weights of {display}{_weights_hint(reference, allow_pickle_weights)}."
+        ) from None
     model.to(device)
     tracker.stage("warming up")
-    lm = MaskedLM(reference, tokenizer, model, device=device, max_masks=max_masks)
+    try:
+        lm = MaskedLM(reference, tokenizer, model, device=device, max_masks=max_masks)
+    except ValueError as exc:  # the tokenizer's special tokens are unusable
+        raise CheckpointLoadError(f"{display} can't be used: {printable(str(exc))}.") from None
     try:
         lm.set_precision(precision)
     except ValueError as exc:  # e.g. fp16 on a CPU: the owner's configuration, explained
         raise CheckpointLoadError(f"I can't run {display} in {precision} here: {exc}.") from None
-    lm.predict(FillRequest(f"a {lm.mask_token} b", 1))  # first-call allocations happen now, not for a user
+    try:
+        lm.predict(FillRequest(f"a {lm.mask_token} b", 1))  # first-call allocations happen now, not for a user
+    except Exception as exc:  # the model and its tokenizer disagree in a way no check above caught
+        log.warning("test fill of %s failed: %s: %s", reference, type(exc).__name__, exc, exc_info=True)
+        raise CheckpointLoadError(f"{display} loaded, but failed its first test sentence, so I won't use it.") from None
     log.info(
         "loaded %s (%s, %.1fM parameters, mask %s, max %d tokens) on %s in %s",
         reference,

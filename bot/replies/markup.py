@@ -18,6 +18,7 @@ from dataclasses import dataclass
 # Characters that change what other characters look like: bidi overrides and isolates can
 # disguise text, and C0/C1 controls (null bytes included) are rejected or garbled by clients.
 _INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<@:])")
 
 
@@ -92,8 +93,9 @@ def as_rich(value: str | Inline | Rich) -> Rich:
 
 
 def clean_text(text: str) -> str:
-    """Drop control and direction-changing characters; keep newlines and tabs."""
-    text = _INVISIBLE.sub("", text)
+    """Drop control and direction-changing characters, replace lone surrogates (no JSON
+    encoder or terminal accepts them); keep newlines and tabs."""
+    text = _SURROGATE.sub("\ufffd", _INVISIBLE.sub("", text))
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
 
 

@@ -563,7 +563,7 @@ def _read_capped(path: str | os.PathLike[str]) -> str:
 
 def _load_local(checkpoint: str) -> ModelCardInfo:
     try:
-        folder = Path(checkpoint).expanduser()
+        folder = Path(checkpoint)  # already canonical: ~ was expanded (or refused) by the policy
         readme = folder / "README.md"
         if not readme.is_file() and folder.is_dir():
             readme = next((p for p in folder.iterdir() if p.name.lower() == "readme.md" and p.is_file()), readme)
@@ -573,7 +573,7 @@ def _load_local(checkpoint: str) -> ModelCardInfo:
             # A link out of the folder: only the checkpoint's own files are shown.
             return _no_card(checkpoint, "This model's README.md is outside its folder, so I won't show it.", local=True)
         text = _read_capped(readme)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a symlink loop
         log.info("no local model card for %s: %s", checkpoint, exc)
         return _no_card(checkpoint, "I couldn't read the README.md in this model's folder.", local=True)
     return parse_model_card(text, checkpoint, local=True)
