@@ -49,6 +49,7 @@ class Settings:
     guild_max_concurrent_fills: int = 8
     model_set_cooldown_seconds: float = 30.0
     max_model_parameters: int = 600_000_000
+    load_timeout_seconds: float = 600.0
     health_file: Path = DEFAULT_HEALTH_FILE
     health_interval: float = DEFAULT_HEALTH_INTERVAL
     log_file: Path | None = None
@@ -108,6 +109,7 @@ class Settings:
             guild_max_concurrent_fills=_int(get, "GUILD_MAX_CONCURRENT_FILLS", 8, minimum=1),
             model_set_cooldown_seconds=_float(get, "MODEL_SET_COOLDOWN_SECONDS", 30.0),
             max_model_parameters=_int(get, "MAX_MODEL_PARAMETERS", 600_000_000, minimum=1),
+            load_timeout_seconds=_positive_float(get, "LOAD_TIMEOUT_SECONDS", 600.0),
             health_file=Path(get("HEALTH_FILE")) if get("HEALTH_FILE") else DEFAULT_HEALTH_FILE,
             health_interval=_positive_float(get, "HEALTH_INTERVAL", DEFAULT_HEALTH_INTERVAL),
             log_file=Path(get("LOG_FILE")) if get("LOG_FILE") else None,

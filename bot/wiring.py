@@ -35,6 +35,7 @@ def build_registry(settings: Settings) -> ModelRegistry:
         max_loaded=settings.max_loaded_models,
         max_batch_size=settings.max_batch_size,
         max_queue=settings.max_queue,
+        load_timeout=settings.load_timeout_seconds,
     )
 
 

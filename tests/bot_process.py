@@ -3,6 +3,9 @@
 The test process owns the fake (see ``tests/fakediscord/``) and passes its addresses here;
 this launcher points discord.py at them, then hands over to ``bot.__main__.main`` exactly
 as ``python -m bot`` would. Production code has no hook for this: only this file patches.
+
+``FAKE_HUNG_LOAD`` names a checkpoint folder whose load never returns (a read on a hung
+network mount), to test that such a load cannot keep the process from stopping.
 """
 
 from __future__ import annotations
@@ -17,6 +20,20 @@ from discord.http import Route
 if __name__ == "__main__":
     Route.BASE = os.environ["FAKE_DISCORD_API"]
     DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["FAKE_DISCORD_GATEWAY"])
+    hung = os.environ.get("FAKE_HUNG_LOAD")
+    if hung:
+        import threading
+
+        import bot.wiring
+
+        real_load = bot.wiring.load_masked_lm
+
+        def load_or_hang(reference: str, **kwargs: object) -> object:
+            if reference == hung:
+                threading.Event().wait()  # never returns
+            return real_load(reference, **kwargs)  # pyright: ignore[reportArgumentType]
+
+        bot.wiring.load_masked_lm = load_or_hang  # pyright: ignore[reportAttributeAccessIssue]
     from bot.__main__ import main
 
     sys.exit(main(sys.argv[1:]))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -62,4 +63,20 @@ class SlowLoader:
 
     def __call__(self, reference: str, *, progress: Any = None) -> MaskedLM:
         time.sleep(self.delay)
+        return load_masked_lm(reference, progress=progress)
+
+
+class HangingLoader:
+    """The real loader, except that the given folders never finish loading: a read that never
+    returns (a hung network mount), as the loader thread would see it."""
+
+    def __init__(self, hanging: Iterable[Path | str]) -> None:
+        self.hanging = {str(Path(p).resolve()) for p in hanging}
+        self.started: set[str] = set()
+        self.release = threading.Event()  # never set by the tests: the read hangs for good
+
+    def __call__(self, reference: str, *, progress: Any = None) -> MaskedLM:
+        if reference in self.hanging:
+            self.started.add(reference)
+            self.release.wait()
         return load_masked_lm(reference, progress=progress)

@@ -59,12 +59,18 @@ async def test_bot_process_killed_mid_switches_keeps_the_last_acknowledged_choic
         sent: list[tuple[int, str]] = []
         try:
             await fake.wait_connected(timeout=60)
+            # Both checkpoints loaded first: a set that is still loading when the next one
+            # arrives is superseded (the last command wins) and never acknowledged.
+            for target in choices:
+                mark = fake.mark()
+                await fake.send_message(fake.admin_id, f"!model set {target}")
+                await fake.wait_for_message(titled("✅"), after=mark, timeout=60)
             for i in range(40):
                 target = choices[i % 2]
                 sent.append((await fake.send_message(fake.admin_id, f"!model set {target}"), target))
                 await asyncio.sleep(0.02)
             # Wait for some acknowledgements, then kill while the rest are being processed.
-            await fake.wait_for(lambda r: len([m for m in fake.messages_sent() if titled("✅")(m)]) >= 5, timeout=60)
+            await fake.wait_for(lambda r: len([m for m in fake.messages_sent() if titled("✅")(m)]) >= 2 + 5, timeout=60)
         finally:
             process.send_signal(signal.SIGKILL)
             await process.wait()

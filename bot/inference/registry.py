@@ -4,8 +4,10 @@
 - Concurrent requests for a checkpoint that is loading wait on the same load.
 - At most ``max_loaded`` checkpoints stay loaded; the least recently used one is evicted
   and its memory released (``del`` + ``gc.collect()``, transformers #18782).
-- Loading runs on one loader thread (one load at a time), so the event loop (and the Discord
-  heartbeat) keeps going.
+- Loading runs off the event loop (so the Discord heartbeat keeps going), one load at a time;
+  but a load that has run ``load_lease`` seconds stops holding up the next one, and one that
+  runs ``load_timeout`` seconds is given up. Each load has its own daemon thread, so a read
+  that never returns (a hung network mount) wedges only itself, and never blocks the exit.
 """
 
 from __future__ import annotations
@@ -14,19 +16,29 @@ import asyncio
 import functools
 import gc
 import logging
+import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 import torch
 
 from bot.inference.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE, BatchingModel
+from bot.inference.checkpoint_policy import shown
+from bot.inference.errors import CheckpointLoadError
 from bot.inference.masked_lm import MaskedLM
 from bot.inference.progress import LoadProgress, ProgressCallback
 from bot.inference.types import LoadedModel, ModelState
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A load's turn ends when it finishes or after this long: a slow or stuck load (a big download,
+# a hung mount) must not keep other servers' switches waiting.
+DEFAULT_LOAD_LEASE = 20.0
+DEFAULT_LOAD_TIMEOUT = 600.0
 
 
 class Loader(Protocol):
@@ -43,9 +55,13 @@ class ModelRegistry:
         max_loaded: int = 2,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        load_lease: float = DEFAULT_LOAD_LEASE,
+        load_timeout: float = DEFAULT_LOAD_TIMEOUT,
     ) -> None:
         if max_loaded < 1:
             raise ValueError("max_loaded must be at least 1")
+        if load_lease <= 0 or load_timeout <= 0:
+            raise ValueError("load_lease and load_timeout must be above 0")
         self._loader = loader
         self.max_loaded = max_loaded
         self.max_batch_size = max_batch_size
@@ -53,9 +69,11 @@ class ModelRegistry:
         self._loaded: OrderedDict[str, BatchingModel] = OrderedDict()
         self._loading: dict[str, asyncio.Task[BatchingModel]] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self.load_lease = load_lease
+        self.load_timeout = load_timeout
         # One load at a time: parallel loads race in transformers' lazy imports (ImportError seen
         # with concurrent `model set`s), double peak memory, and gain nothing on a few cores.
-        self._load_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loader")
+        self._load_turn = asyncio.Lock()
         self.load_seconds: dict[str, float] = {}
         # The latest progress of each load under way, written by the loader thread.
         self._progress: dict[str, LoadProgress] = {}
@@ -120,8 +138,7 @@ class ModelRegistry:
         started = time.perf_counter()
         try:
             report = functools.partial(self._progress.__setitem__, reference)
-            load = functools.partial(self._loader, reference, progress=report)
-            lm = await asyncio.get_running_loop().run_in_executor(self._load_executor, load)
+            lm = await self._run_load(reference, functools.partial(self._loader, reference, progress=report))
         except BaseException:
             self._loading.pop(reference, None)
             self._progress.pop(reference, None)
@@ -134,6 +151,38 @@ class ModelRegistry:
         self._progress.pop(reference, None)
         self._evict_over_limit(keep=reference)
         return model
+
+    async def _run_load(self, reference: str, load: Callable[[], MaskedLM]) -> MaskedLM:
+        """Run ``load`` on its own thread once the previous load is done or past its lease."""
+        await self._load_turn.acquire()
+        loop = asyncio.get_running_loop()
+        released = False
+
+        def end_turn(*_: object) -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._load_turn.release()
+
+        lease = loop.call_later(self.load_lease, end_turn)
+        try:
+            finished = _run_in_daemon_thread(loop, load, name=f"loader:{reference[-30:]}")
+        except BaseException:
+            lease.cancel()
+            end_turn()
+            raise
+        finished.add_done_callback(end_turn)
+        finished.add_done_callback(lambda _: lease.cancel())
+        try:
+            # shield: a timeout or cancel gives up waiting; the thread cannot be stopped, and is
+            # left to finish (its result is dropped) without holding up anything else.
+            return await asyncio.wait_for(asyncio.shield(finished), self.load_timeout)
+        except TimeoutError:
+            log.warning("loading %s took more than %.0f s; given up", reference, self.load_timeout)
+            raise CheckpointLoadError(
+                f"Loading {shown(reference)} took more than {self.load_timeout:.0f} s, so I gave up. "
+                "Its files may sit on a disk or network share that doesn't answer."
+            ) from None
 
     # -- eviction --------------------------------------------------------------------------
 
@@ -168,7 +217,38 @@ class ModelRegistry:
             self.evict(name)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
-        self._load_executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_in_daemon_thread(loop: asyncio.AbstractEventLoop, func: Callable[[], T], *, name: str) -> asyncio.Future[T]:
+    """``func()`` on a new daemon thread, its outcome as a future of ``loop``.
+
+    Not an executor: the interpreter joins executor threads at exit, so a stuck read would
+    keep a stopped bot alive; a daemon thread is abandoned instead.
+    """
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(result: T | None, error: BaseException | None) -> None:
+        if future.done():  # cancelled: nobody waits for it any more
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # pyright: ignore[reportArgumentType]  (None only with an error)
+
+    def run() -> None:
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            result = func()
+        except BaseException as exc:
+            error = exc
+        try:
+            loop.call_soon_threadsafe(deliver, result, error)
+        except RuntimeError:  # the loop closed while we ran: nobody is waiting any more
+            pass
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def _log_preload_failure(task: asyncio.Task[BatchingModel]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.inference.checkpoint_policy import display_name
 from bot.inference.progress import STAGES, LoadProgress
 from bot.inference.types import FillResult
 from bot.replies.markup import Code, Inline, Quote, Rich, Text, join, rich, strong, truncate
@@ -42,7 +43,7 @@ def fill_result_reply(result: FillResult, typed_text: str) -> Reply:
         name = "Predictions" if masks == 1 else f"Mask {number} of {masks}"
         fields.append(ReplyField(name, join(lines) or "(no candidates)"))
     description = rich(quote(typed_text), "\n\n", strong("Best guess:"), " ", Text(truncate(result.best_sequence, ECHO_LIMIT)))
-    footer = f"{result.checkpoint} · {result.elapsed * 1000:.0f} ms"
+    footer = f"{display_name(result.checkpoint)} · {result.elapsed * 1000:.0f} ms"
     if masks > 1:
         footer += " · scores are per mask, not joint"
     return Reply(title="Fill-mask", description=description, fields=tuple(fields), footer=footer)
@@ -51,7 +52,7 @@ def fill_result_reply(result: FillResult, typed_text: str) -> Reply:
 def loading_reply(checkpoint: str, *, what: str = "Loading") -> Reply:
     return Reply(
         title=f"⏳ {what} the model…",
-        description=rich(Code(checkpoint), " is loading. I'll edit this message as soon as it's ready."),
+        description=rich(Code(display_name(checkpoint)), " is loading. I'll edit this message as soon as it's ready."),
         colour=COLOUR_LOADING,
     )
 
@@ -69,6 +70,6 @@ def progress_bar(progress: LoadProgress, width: int = _PROGRESS_WIDTH) -> Rich:
 def progress_reply(checkpoint: str, progress: LoadProgress) -> Reply:
     return Reply(
         title="⏳ Switching to the model…",
-        description=rich(Code(checkpoint), "\n", progress_bar(progress), "\n", progress.describe()),
+        description=rich(Code(display_name(checkpoint)), "\n", progress_bar(progress), "\n", progress.describe()),
         colour=COLOUR_LOADING,
     )

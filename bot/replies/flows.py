@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from bot.inference.errors import FillMaskError
 from bot.inference.progress import LoadProgress
 from bot.replies.fill import fill_result_reply, loading_reply, progress_reply
-from bot.replies.models import model_changed_reply, model_not_changed_reply
+from bot.replies.models import model_changed_reply, model_not_changed_reply, model_superseded_reply, with_revocation_note
 from bot.replies.reply import Reply, error_reply
-from bot.service.fill_mask_service import FillMaskService
+from bot.service.fill_mask_service import FillMaskService, SwitchSupersededError
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +48,19 @@ async def fill_flow(
         try:
             answer = await service.answer(guild_id, text, top_k=top_k, targets=targets)
         except FillMaskError as exc:
-            yield Update(error_reply(str(exc), title=exc.title), succeeded=False)
+            reply = with_revocation_note(
+                error_reply(str(exc), title=exc.title), service.take_revocation_notice(guild_id), service.default_model
+            )
+            yield Update(reply, succeeded=False)
             return
-        yield Update(fill_result_reply(answer.result, answer.typed_text))
+        revoked = service.take_revocation_notice(guild_id)
+        yield Update(with_revocation_note(fill_result_reply(answer.result, answer.typed_text), revoked, service.default_model))
 
 
 async def switch_flow(
     service: FillMaskService, guild_id: int, checkpoint: str, *, user_id: int | None = None
 ) -> AsyncGenerator[Update, None]:
     """``model set``: a notice at once, the load's progress while it lasts, then the outcome."""
-    previous = await service.checkpoint_for(guild_id)
     yield Update(loading_reply(checkpoint, what="Switching to"))
     latest: asyncio.Queue[LoadProgress] = asyncio.Queue()
 
@@ -77,8 +80,12 @@ async def switch_flow(
                 progress = latest.get_nowait()
             yield Update(progress_reply(checkpoint, progress), progress=progress)
         status = switching.result()
-    except FillMaskError as exc:
-        yield Update(model_not_changed_reply(str(exc), previous), succeeded=False)
+    except SwitchSupersededError as exc:
+        yield Update(model_superseded_reply(str(exc)), succeeded=False)
+        return
+    except FillMaskError as exc:  # refused, failed, or the bot is restarting: the old choice stays
+        # Read now, not before: a `model reset` sent meanwhile is what the server keeps.
+        yield Update(model_not_changed_reply(str(exc), await service.checkpoint_for(guild_id)), succeeded=False)
         return
     finally:
         if not switching.done():

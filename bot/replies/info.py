@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.inference.checkpoint_policy import display_name
 from bot.inference.types import DEFAULT_TOP_K, MAX_MASKS, MAX_TOP_K
 from bot.replies.markup import Code, join, rich
 from bot.replies.reply import Reply, ReplyField, info_reply
@@ -52,7 +53,7 @@ def help_reply(prefix: str, mask: str, checkpoint: str) -> Reply:
             ),
         ),
     )
-    return info_reply("Fill-mask bot: help", fields=fields, footer=f"Model: {checkpoint}")
+    return info_reply("Fill-mask bot: help", fields=fields, footer=f"Model: {display_name(checkpoint)}")
 
 
 def _ms(seconds: float | None) -> str:

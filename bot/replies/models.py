@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from bot.inference.checkpoint_policy import display_name
 from bot.inference.types import ModelState
 from bot.replies.markup import Code, rich
 from bot.replies.reply import Reply, ReplyField, error_reply, info_reply, ok_reply
@@ -35,3 +38,25 @@ def model_changed_reply(status: ModelStatus, *, reset: bool = False) -> Reply:
 
 def model_not_changed_reply(reason: str, kept: str) -> Reply:
     return error_reply(rich(reason, "\n\nThis server keeps using ", Code(kept), "."), title="Model not changed")
+
+
+def model_superseded_reply(reason: str) -> Reply:
+    """A switch overtaken by a newer command: what the server uses is that command's answer."""
+    return error_reply(reason, title="Model not changed")
+
+
+def with_revocation_note(reply: Reply, revoked: str | None, default: str) -> Reply:
+    """``reply``, telling (once) that the owner's policy took this server's chosen model away."""
+    if revoked is None:
+        return reply
+    note = ReplyField(
+        "Model changed by the bot's owner",
+        rich(
+            "This server used ",
+            Code(display_name(revoked)),
+            ", which the bot's owner no longer allows, so it is back to the default ",
+            Code(display_name(default)),
+            ". An admin can pick another with `model set`.",
+        ),
+    )
+    return replace(reply, fields=(*reply.fields, note))

@@ -13,7 +13,8 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bot.inference.checkpoint_policy import (
     CheckpointPolicy,
@@ -23,6 +24,7 @@ from bot.inference.checkpoint_policy import (
 )
 from bot.inference.errors import (
     CheckpointError,
+    CheckpointNotAllowedError,
     FillMaskError,
     InvalidRequestError,
     ModelClosedError,
@@ -30,7 +32,7 @@ from bot.inference.errors import (
     TooManyMasksError,
     TopKOutOfRangeError,
 )
-from bot.inference.masks import count_masks, normalize_masks, parse_fill_text, parse_targets
+from bot.inference.masks import clean_input, count_masks, normalize_masks, parse_fill_text, parse_targets
 from bot.inference.progress import LoadProgress
 from bot.inference.types import (
     DEFAULT_TOP_K,
@@ -50,6 +52,8 @@ from bot.service.request_stats import LatencySummary, RequestStats
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Longer than any Discord message can be; stops absurd console or API input early.
 MAX_TEXT_CHARS = 4000
 # Progress of a long `model set` is reported at most this often (seconds).
@@ -67,6 +71,30 @@ class SettingsUnavailableError(FillMaskError):
 
 class ServerModelUnavailableError(FillMaskError):
     pass
+
+
+class RestartingError(FillMaskError):
+    title = "Restarting"
+
+    def __init__(self) -> None:
+        super().__init__("The bot is restarting, so I stopped waiting for the model. Try again in a minute.")
+
+
+class SwitchSupersededError(FillMaskError):
+    title = "Superseded"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A newer `model set` or `model reset` for this server was sent while this one was loading, "
+            "so that one decides the server's model and this one changed nothing."
+        )
+
+
+@dataclass(eq=False, slots=True)
+class _PendingSwitch:
+    """A ``model set`` under way; a newer command for the same server sets ``superseded``."""
+
+    superseded: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class ServerBusyError(FillMaskError):
@@ -128,6 +156,13 @@ class FillMaskService:
         # Model cards change rarely: bounded, ten minutes, one Hub request per name at a time.
         self.model_cards = ModelCardCache()
         self._fills_in_flight: Counter[int | None] = Counter()
+        self._switches: dict[int, _PendingSwitch] = {}
+        # Set once the bot is stopping: nothing waits for a load any more.
+        self._restarting = asyncio.Event()
+        # Whether the policy still allows a stored choice (the policy is fixed for the process).
+        self._still_allowed: dict[str, bool] = {}
+        # Servers whose stored choice the owner no longer allows, until their admins are told.
+        self._revoked: dict[int, str] = {}
 
     # -- which checkpoint --------------------------------------------------------------------
 
@@ -136,10 +171,58 @@ class FillMaskService:
         if guild_id is None:
             return self.default_model
         try:
-            return await self.store.get_checkpoint(guild_id) or self.default_model
+            stored = await self.store.get_checkpoint(guild_id)
         except StorageError:
             log.exception("reading settings for guild %s failed; using the default model", guild_id)
             return self.default_model
+        if not stored or stored == self.default_model:
+            return self.default_model
+        if not self._allowed_now(stored):
+            await self._revoke(guild_id, stored)
+            return self.default_model
+        return stored
+
+    def _allowed_now(self, stored: str) -> bool:
+        """Whether the owner's current policy still lets a server use its stored choice."""
+        allowed = self._still_allowed.get(stored)
+        if allowed is None:
+            try:
+                allowed = check_allowed(stored, self.policy) == stored
+            except CheckpointNotAllowedError:
+                allowed = False
+            self._still_allowed[stored] = allowed
+        return allowed
+
+    async def _revoke(self, guild_id: int, stored: str) -> None:
+        """Forget a choice the owner no longer allows (once), so the server is told once."""
+        log.warning("guild %s used %s, which the policy no longer allows; back to the default", guild_id, stored)
+        self._revoked[guild_id] = stored
+        try:
+            await self.store.clear_checkpoint(guild_id)
+        except StorageError:  # told again after a restart, which is better than never
+            log.exception("clearing the revoked checkpoint of guild %s failed", guild_id)
+
+    def take_revocation_notice(self, guild_id: int | None) -> str | None:
+        """The checkpoint this server lost to the owner's policy, if its admins were not told yet."""
+        return self._revoked.pop(guild_id, None) if guild_id is not None else None
+
+    def begin_shutdown(self) -> None:
+        """Stop every wait for a load: those commands answer "restarting" instead of hanging on."""
+        self._restarting.set()
+
+    async def _unless_restarting(self, waiting: Awaitable[T]) -> T:
+        """``await waiting``, or raise :class:`RestartingError` if the bot starts restarting first."""
+        work = asyncio.ensure_future(waiting)
+        restarting = asyncio.ensure_future(self._restarting.wait())
+        try:
+            await asyncio.wait({work, restarting}, return_when=asyncio.FIRST_COMPLETED)
+            if work.done():
+                return work.result()
+            raise RestartingError()
+        finally:
+            for task in (work, restarting):
+                if not task.done():
+                    task.cancel()
 
     async def is_ready(self, guild_id: int | None) -> bool:
         """Whether a fill for this server can start without loading a checkpoint first."""
@@ -200,6 +283,9 @@ class FillMaskService:
         ``raw_text`` may carry inline options (``k=3 ... | word, word``, see
         :func:`~bot.inference.masks.parse_fill_text`); explicit ``top_k``/``targets`` win over them.
         """
+        # Lone surrogates (a client's "\ud800") break the tokenizer and any reply: replace them first.
+        raw_text = clean_input(raw_text)
+        targets = clean_input(targets) if targets is not None else None
         if len(raw_text) > MAX_TEXT_CHARS:
             raise InvalidRequestError(f"That's too long: keep it under {MAX_TEXT_CHARS} characters.")
         parsed = parse_fill_text(raw_text)
@@ -241,7 +327,7 @@ class FillMaskService:
 
     async def _model(self, checkpoint: str) -> FillModel:
         try:
-            return await self.registry.get(checkpoint)
+            return await self._unless_restarting(self.registry.get(checkpoint))
         except CheckpointError as exc:
             hint = "" if checkpoint == self.default_model else " A server admin can run `model reset` to go back to the default."
             raise ServerModelUnavailableError(f"This server's model can't be used right now. {exc}{hint}") from exc
@@ -261,28 +347,59 @@ class FillMaskService:
         While it loads, ``on_progress`` gets the load's progress at most once per
         ``PROGRESS_INTERVAL`` seconds, and only when it changed (chat edits are rate-limited).
         """
-        checkpoint = reference.strip()
-        if canonical_reference(checkpoint) != self.default_model:
-            checkpoint = check_allowed(checkpoint, self.policy)
-        else:
-            checkpoint = self.default_model
-        model = await self._load_reporting(checkpoint, on_progress)  # CheckpointError: the old choice stays
+        checkpoint = canonical_reference(reference)
+        if checkpoint != self.default_model:
+            checkpoint = check_allowed(reference, self.policy)
+        # A refused name changes nothing; from here on, this is the server's newest command.
+        mine = self._supersede(guild_id)
         try:
-            await self.store.set_checkpoint(guild_id, checkpoint, updated_by=user_id)
-        except StorageError:
-            log.exception("saving checkpoint %s for guild %s failed", checkpoint, guild_id)
-            raise SettingsUnavailableError() from None
+            model = await self._load_reporting(checkpoint, on_progress, mine)  # CheckpointError: the old choice stays
+            if mine.superseded.is_set():
+                raise SwitchSupersededError()
+            try:
+                await self.store.set_checkpoint(guild_id, checkpoint, updated_by=user_id)
+            except StorageError:
+                log.exception("saving checkpoint %s for guild %s failed", checkpoint, guild_id)
+                raise SettingsUnavailableError() from None
+            if mine.superseded.is_set():
+                # A newer command arrived while this was saved; its write lands after this one.
+                raise SwitchSupersededError()
+        finally:
+            self._finish_switch(guild_id, mine)
+        self._revoked.pop(guild_id, None)
         log.info("guild %s now uses %s", guild_id, checkpoint)
         return ModelStatus(checkpoint, checkpoint == self.default_model, ModelState.LOADED, model.mask_token)
 
-    async def _load_reporting(self, checkpoint: str, on_progress: Callable[[LoadProgress], Awaitable[None]] | None) -> FillModel:
+    def _supersede(self, guild_id: int) -> _PendingSwitch:
+        """Make a new command the server's newest: a switch still loading is told it lost."""
+        previous = self._switches.get(guild_id)
+        if previous is not None:
+            previous.superseded.set()
+        mine = self._switches[guild_id] = _PendingSwitch()
+        return mine
+
+    def _finish_switch(self, guild_id: int, switch: _PendingSwitch) -> None:
+        if self._switches.get(guild_id) is switch:
+            del self._switches[guild_id]
+
+    async def _load_reporting(
+        self, checkpoint: str, on_progress: Callable[[LoadProgress], Awaitable[None]] | None, switch: _PendingSwitch
+    ) -> FillModel:
         loading = asyncio.ensure_future(self.registry.get(checkpoint))
+        restarting = asyncio.ensure_future(self._restarting.wait())
+        superseded = asyncio.ensure_future(switch.superseded.wait())
         last: LoadProgress | None = None
         try:
             while True:
-                done, _ = await asyncio.wait({loading}, timeout=PROGRESS_INTERVAL)
-                if done:
+                await asyncio.wait(
+                    {loading, restarting, superseded}, timeout=PROGRESS_INTERVAL, return_when=asyncio.FIRST_COMPLETED
+                )
+                if loading.done():
                     return loading.result()
+                if restarting.done():
+                    raise RestartingError()
+                if superseded.done():
+                    raise SwitchSupersededError()
                 current = self.registry.progress(checkpoint)
                 if on_progress is not None and current is not None and current != last:
                     last = current
@@ -291,15 +408,20 @@ class FillMaskService:
                     except Exception:  # a failed progress edit must not fail the switch
                         log.warning("progress report failed", exc_info=True)
         finally:
-            if not loading.done():
-                loading.cancel()  # the registry's shared load is shielded and goes on
+            for task in (loading, restarting, superseded):
+                if not task.done():
+                    task.cancel()  # the registry's shared load is shielded and goes on
 
     async def reset_checkpoint(self, guild_id: int) -> ModelStatus:
+        mine = self._supersede(guild_id)
         try:
             await self.store.clear_checkpoint(guild_id)
         except StorageError:
             log.exception("resetting the checkpoint for guild %s failed", guild_id)
             raise SettingsUnavailableError() from None
+        finally:
+            self._finish_switch(guild_id, mine)
+        self._revoked.pop(guild_id, None)
         log.info("guild %s back to the default model", guild_id)
         return await self.status(guild_id)
 

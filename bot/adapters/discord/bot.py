@@ -23,8 +23,10 @@ from bot.wiring import build_registry, running_service
 
 log = logging.getLogger(__name__)
 
-# How long a shutdown waits for replies already being computed.
+# How long a shutdown waits for replies already being computed, then for the notices of
+# commands it stopped to be edited: together well within a container's 20 s stop timeout.
 SHUTDOWN_GRACE_SECONDS = 15.0
+FINAL_EDIT_SECONDS = 3.0
 
 
 class FillMaskBot(commands.Bot):
@@ -122,7 +124,14 @@ class FillMaskBot(commands.Bot):
             try:
                 await asyncio.wait_for(self._idle.wait(), SHUTDOWN_GRACE_SECONDS)
             except TimeoutError:
-                log.warning("%d reply(ies) still in flight after %.0f s; closing anyway", self._in_flight, SHUTDOWN_GRACE_SECONDS)
+                # Whatever still waits for a load gives up, and its notice says why instead of
+                # "loading…" forever; a stuck load itself is abandoned with its thread.
+                if self._service is not None:
+                    self._service.begin_shutdown()
+                try:
+                    await asyncio.wait_for(self._idle.wait(), FINAL_EDIT_SECONDS)
+                except TimeoutError:
+                    log.warning("%d reply(ies) still in flight at shutdown; closing anyway", self._in_flight)
         await super().close()
         # close() runs again when ``async with bot`` exits after a signal: release things once,
         # and let the second caller wait for the first.

@@ -13,7 +13,7 @@ from bot.adapters.discord.context import FillContext, server_id
 from bot.replies.flows import switch_flow
 from bot.replies.model_card import model_card_reply
 from bot.replies.model_list import autocomplete_choices, model_list_reply
-from bot.replies.models import model_changed_reply, model_status_reply
+from bot.replies.models import model_changed_reply, model_status_reply, with_revocation_note
 
 if TYPE_CHECKING:
     from bot.adapters.discord.bot import FillMaskBot
@@ -39,8 +39,10 @@ class ModelCog(commands.Cog, name="Model"):
     )
     async def model(self, ctx: FillContext) -> None:
         """Show this server's model; admins can `set` or `reset` it."""
-        status = await self.bot.service.status(ctx.guild.id if ctx.guild else None)
-        await ctx.send_reply(model_status_reply(status, in_server=ctx.guild is not None))
+        service = self.bot.service
+        guild_id = ctx.guild.id if ctx.guild else None
+        reply = model_status_reply(await service.status(guild_id), in_server=ctx.guild is not None)
+        await ctx.send_reply(with_revocation_note(reply, service.take_revocation_notice(guild_id), service.default_model))
 
     @model.command(name="set", description="Switch this server to another fill-mask checkpoint (Manage Server)")
     @app_commands.describe(checkpoint="A Hugging Face model id, e.g. camembert-base or bert-base-uncased")
@@ -51,8 +53,8 @@ class ModelCog(commands.Cog, name="Model"):
         async with self.bot.reply_in_flight():
             # Answers at once (well within the interaction deadline), then edits as the load goes.
             last = await ctx.follow(flow, consequence="The model was not changed.")
-        if last is not None and not last.succeeded:
-            # A refused or failed switch loaded nothing to speak of: don't make the admin wait.
+        if last is None or not last.succeeded:
+            # A refused, failed or superseded switch changed nothing: don't make the admin wait.
             self.set_.reset_cooldown(ctx)
 
     @set_.autocomplete("checkpoint")
