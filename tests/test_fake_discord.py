@@ -337,3 +337,170 @@ async def test_server_is_loopback_and_patches_are_restored() -> None:
     assert b.is_closed()
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+# -- several guilds --------------------------------------------------------------------
+
+
+async def test_several_guilds(fake: FakeDiscord) -> None:
+    second = fake.add_guild("Second Guild")  # before the bot connects: in READY and GUILD_CREATE
+    b = ProbeBot()
+    await start_bot(b)
+    try:
+        assert {g.id for g in b.guilds} == {fake.guild_id, second}
+        g2 = fake.guild(second)
+        guild = b.get_guild(second)
+        assert guild is not None and guild.name == "Second Guild" and guild.owner_id == fake.owner_id
+        assert guild.get_channel(g2.channel_id) is not None and guild.get_channel(fake.channel_id) is None
+        assert guild.get_role(g2.admin_role_id) is not None and guild.me is not None
+
+        message_id = await fake.send_message(fake.member_id, "!echo hi there", guild_id=second)
+        req = await fake.wait_for(kind="message.create", channel_id=g2.channel_id)
+        assert req.json["content"] == "hi there"
+        seen = next(f for f in fake.gateway_log if f.t == "MESSAGE_CREATE" and f.d["id"] == str(message_id))
+        assert seen.d["guild_id"] == str(second) and seen.d["channel_id"] == str(g2.channel_id)
+        with pytest.raises(ValueError, match="not in guild"):
+            await fake.send_message(fake.member_id, "!echo x", channel_id=fake.channel_id, guild_id=second)
+
+        # Roles are per guild: the admin has Manage Server through this guild's Admin role.
+        token = await fake.send_slash(fake.admin_id, "config", {"key": "k", "value": "v"}, subcommand="set", guild_id=second)
+        body = await fake.wait_for_message(token=token)
+        assert body["content"] == "set k=v"
+        payload = fake.interactions[token].payload
+        assert payload["guild_id"] == str(second) and payload["channel_id"] == str(g2.channel_id)
+        assert payload["member"]["roles"] == [str(g2.admin_role_id)]
+
+        # Members are per guild, added in bulk.
+        users = fake.add_members([f"bulk{i:02d}" for i in range(64)], guild_id=second)
+        assert len(set(users)) == 64 and all(u in g2.members and u not in fake.guild().members for u in users)
+        await fake.send_message(users[-1], "!echo from a new member", guild_id=second)
+        await fake.wait_for_message(lambda m: m.get("content") == "from a new member")
+
+        # A guild added while connected arrives as GUILD_CREATE (on_guild_join).
+        joined = asyncio.ensure_future(b.wait_for("guild_join", timeout=5))
+        await asyncio.sleep(0)
+        third = fake.add_guild("Third Guild")
+        assert (await joined).id == third and b.get_guild(third) is not None
+        await fake.send_message(fake.member_id, "!echo third", guild_id=third)
+        req = await fake.wait_for(kind="message.create", channel_id=fake.guild(third).channel_id)
+        assert req.json["content"] == "third"
+    finally:
+        await stop_bot(b)
+
+
+# -- rate limits -------------------------------------------------------------------------
+
+
+async def test_rate_limits_answer_like_discord(fake: FakeDiscord) -> None:
+    import aiohttp
+
+    from tests.fakediscord.ratelimits import MESSAGE_CREATE, RateLimit
+
+    assert (MESSAGE_CREATE.limit, MESSAGE_CREATE.per) == (5, 5.0)  # Discord's per-channel limit; shortened below for speed
+    fake.enforce_rate_limits(message_create=RateLimit(5, 1.0))
+    url = f"{fake.api_base}/channels/{fake.channel_id}/messages"
+    async with aiohttp.ClientSession(headers={"Authorization": "Bot x"}) as http:
+        answers = []
+        for i in range(6):
+            async with http.post(url, json={"content": f"m{i}"}) as resp:
+                answers.append((resp.status, dict(resp.headers), await resp.json()))
+        assert [a[0] for a in answers] == [200] * 5 + [429]
+        assert [a[1]["X-RateLimit-Remaining"] for a in answers] == ["4", "3", "2", "1", "0", "0"]
+        assert {a[1]["X-RateLimit-Limit"] for a in answers} == {"5"}
+        assert len({a[1]["X-RateLimit-Bucket"] for a in answers}) == 1
+        assert all(0 < float(a[1]["X-RateLimit-Reset-After"]) <= 1.0 for a in answers)
+        _, headers, body = answers[-1]
+        assert body["message"] == "You are being rate limited." and body["global"] is False
+        assert 0 < body["retry_after"] <= 1.0
+        assert headers["X-RateLimit-Scope"] == "user" and headers["Retry-After"] == "1" and headers["Via"]
+        assert "X-RateLimit-Global" not in headers
+        assert [m["content"] for m in fake.history()] == ["m0", "m1", "m2", "m3", "m4"]  # the refused one was not applied
+        assert fake.rate_limited() == [fake.requests[-1]]
+        assert fake.requests[-1].bucket == f"message_create:{fake.channel_id}"
+        # Per channel: another channel has its own bucket.
+        async with http.post(f"{fake.api_base}/channels/{fake.other_channel_id}/messages", json={"content": "x"}) as resp:
+            assert resp.status == 200 and resp.headers["X-RateLimit-Remaining"] == "4"
+        await asyncio.sleep(body["retry_after"])
+        async with http.post(url, json={"content": "again"}) as resp:
+            assert resp.status == 200 and resp.headers["X-RateLimit-Remaining"] == "4"
+
+        # The global limit: per bot, any route; refused requests use no route bucket.
+        fake.enforce_rate_limits(global_=RateLimit(3, 1.0))
+        statuses = []
+        for _ in range(3):
+            async with http.get(f"{fake.api_base}/users/@me") as resp:
+                statuses.append(resp.status)
+        async with http.post(url, json={"content": "over"}) as resp:
+            statuses.append(resp.status)
+            body = await resp.json()
+            assert resp.headers["X-RateLimit-Global"] == "true" and resp.headers["X-RateLimit-Scope"] == "global"
+            assert body["global"] is True and body["retry_after"] > 0 and resp.headers["Via"]
+        assert statuses == [200, 200, 200, 429]
+        assert fake.history()[-1]["content"] == "again"
+        # Still checked before any limit: a missing token is 401.
+        async with aiohttp.ClientSession() as anonymous, anonymous.get(f"{fake.api_base}/users/@me") as resp:
+            assert resp.status == 401
+
+        fake.enforce_rate_limits(False)
+        for _ in range(8):
+            async with http.post(url, json={"content": "free"}) as resp:
+                assert resp.status == 200 and resp.headers["X-RateLimit-Remaining"] == "49"
+
+
+async def test_discord_py_waits_out_the_buckets(fake: FakeDiscord, bot: ProbeBot) -> None:
+    from tests.fakediscord.ratelimits import RateLimit
+
+    fake.enforce_rate_limits(message_create=RateLimit(3, 1.0), typing=RateLimit(1, 1.0))
+    channel = bot.get_channel(fake.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    mark = fake.mark()
+    sent = await asyncio.gather(*(channel.send(f"n{i}") for i in range(8)))
+    assert sorted(m.content for m in sent) == sorted(f"n{i}" for i in range(8))
+    creates = fake.find(kind="message.create", after=mark)
+    assert len([r for r in creates if r.ok]) == 8 and len(fake.history()) == 8
+    # discord.py read the headers and waited: at most 3 per window, and no 429 at all.
+    times = sorted(r.received_at for r in creates if r.ok)
+    assert all(sum(1 for u in times if t <= u < t + 0.95) <= 3 for t in times), times
+    assert not fake.rate_limited(after=mark)
+
+    # A bucket spent behind discord.py's back: the fake's own 429 is waited out and retried.
+    import aiohttp
+
+    mark = fake.mark()
+    typing_url = f"{fake.api_base}/channels/{fake.other_channel_id}/typing"
+    as_the_bot = {"Authorization": "Bot fake-token"}  # start_bot's token: the same bot, the same buckets
+    async with aiohttp.ClientSession(headers=as_the_bot) as http, http.post(typing_url) as resp:
+        assert resp.status == 204
+    await bot.http.send_typing(fake.other_channel_id)
+    typing = fake.find(kind="typing", after=mark)
+    assert [r.status for r in typing] == [204, 429, 204]
+    assert typing[2].received_at - typing[1].received_at >= typing[1].response["retry_after"] - 0.01
+
+    # Slash: callback, followup and its edit go through the interaction's buckets.
+    token = await fake.send_slash(fake.member_id, "slow")
+    await fake.wait_for(kind="followup.edit", token=token)
+    assert all(r.ok for r in fake.find(token=token))
+    assert {r.bucket for r in fake.find(token=token)} == {
+        f"interaction_callback:{fake.interactions[token].id}:{token}",
+        f"webhook:{fake.application_id}:{token}",
+    }
+
+
+async def test_injected_errors_and_deleted_messages_under_rate_limits(fake: FakeDiscord, bot: ProbeBot) -> None:
+    fake.enforce_rate_limits()
+    channel = bot.get_channel(fake.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    fake.inject_error("POST", r"/channels/\d+/messages$", 500)
+    msg = await channel.send("after a 500")  # discord.py retries 5xx
+    assert [r.status for r in fake.find(kind="message.create")] == [500, 200]
+    assert [m["content"] for m in fake.history()] == ["after a 500"]
+
+    deleted = asyncio.ensure_future(bot.wait_for("raw_message_delete", timeout=5))
+    await asyncio.sleep(0)
+    fake.delete_message(msg.id)
+    with pytest.raises(discord.NotFound) as info:
+        await msg.edit(content="too late")
+    assert info.value.code == 10008
+    assert not fake.history()
+    event = await deleted
+    assert event.message_id == msg.id and event.guild_id == fake.guild_id

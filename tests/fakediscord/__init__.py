@@ -13,14 +13,15 @@ Usage::
 
 Only the parts of Discord that discord.py 2.7 touches for logging in, receiving messages and
 application-command interactions, and replying (channel messages, interaction callbacks,
-webhook followups/edits) are modelled, in the guild and in direct messages with the bot
-(``send_dm``, ``send_slash(..., dm=True)``, ``POST /users/@me/channels``).  Everything else
-falls through to a catch-all that records the call and answers 404 like Discord does, so
-unexpected calls show up in tests.
+webhook followups/edits) are modelled, in guilds (one at first, more with ``add_guild``) and in
+direct messages with the bot (``send_dm``, ``send_slash(..., dm=True)``, ``POST /users/@me/channels``).
+Everything else falls through to a catch-all that records the call and answers 404 like Discord
+does, so unexpected calls show up in tests. Discord's rate limits are enforced on request
+(``FakeDiscord(rate_limits=True)`` or ``fake.enforce_rate_limits()``; see ``ratelimits``).
 
 Modules: ``models`` (wire constants, Discord objects, what is recorded), ``state`` (everything the
-fake stores), ``rest`` (the HTTP API), ``gateway`` (the websocket), ``driver`` (``FakeDiscord``,
-``start_bot``, ``stop_bot``: what tests use).
+fake stores), ``rest`` (the HTTP API), ``ratelimits`` (Discord's buckets), ``gateway`` (the
+websocket), ``driver`` (``FakeDiscord``, ``start_bot``, ``stop_bot``: what tests use).
 """
 
 from tests.fakediscord.driver import (
@@ -30,18 +31,22 @@ from tests.fakediscord.driver import (
     stop_bot,
 )
 from tests.fakediscord.models import (
+    FakeGuild,
     FakeInteraction,
     GatewayFrame,
     Opt,
     RecordedFile,
     RecordedRequest,
 )
+from tests.fakediscord.ratelimits import RateLimit
 
 __all__ = [
     "FakeDiscord",
+    "FakeGuild",
     "FakeInteraction",
     "GatewayFrame",
     "Opt",
+    "RateLimit",
     "RecordedFile",
     "RecordedRequest",
     "SlashCommandUnavailable",

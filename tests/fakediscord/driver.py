@@ -28,12 +28,14 @@ from tests.fakediscord.models import (
     PERM_ADMINISTRATOR,
     PERMS_ALL,
     PERMS_BOT_DM,
+    FakeGuild,
     FakeInteraction,
     GatewayFrame,
     Opt,
     RecordedRequest,
     WellKnownIds,
 )
+from tests.fakediscord.ratelimits import RateLimit
 from tests.fakediscord.rest import RequestLog, RestApi
 from tests.fakediscord.state import DiscordState
 
@@ -48,15 +50,18 @@ class FakeDiscord(WellKnownIds):
     """Fake Discord REST + gateway on 127.0.0.1.  Use as ``async with FakeDiscord() as fake:``.
 
     token: if set, REST calls and IDENTIFY must use it (else 401 / close 4004).
+    rate_limits: enforce Discord's rate limits from the start (see :meth:`enforce_rate_limits`).
     """
 
     _active: ClassVar[FakeDiscord | None] = None
 
-    def __init__(self, *, token: str | None = None) -> None:
+    def __init__(self, *, token: str | None = None, rate_limits: bool = False) -> None:
         self.state = DiscordState()
         self.gateway = Gateway(self.state, token=token)
         self.log = RequestLog()
         self.rest = RestApi(self.state, self.gateway, self.log, token=token)
+        if rate_limits:
+            self.enforce_rate_limits()
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._sock: socket.socket | None = None
@@ -101,8 +106,21 @@ class FakeDiscord(WellKnownIds):
         """Whether some bot has an identified gateway session open right now."""
         return self.gateway.connected
 
-    def guild_json(self, intents: int = 0) -> dict[str, Any]:
-        return self.state.guild_json(intents)
+    @property
+    def guilds(self) -> dict[int, FakeGuild]:
+        """Every guild, by id; the first (``fake.guild_id``) was there from the start."""
+        return self.state.guilds
+
+    def guild(self, guild_id: int | None = None) -> FakeGuild:
+        """A guild (default: the first): its ids (``channel_id``, ``admin_role_id``...), members, roles, channels."""
+        return self.state.guild(guild_id)
+
+    def guild_json(self, intents: int = 0, guild_id: int | None = None) -> dict[str, Any]:
+        return self.state.guild_json(intents, guild_id)
+
+    def rate_limited(self, *, after: int = 0, kind: str | None = None) -> list[RecordedRequest]:
+        """Every request answered 429 (by the enforced limits or an injected error), in order."""
+        return self.find(lambda r: r.rate_limited, kind=kind, after=after)
 
     def history(self, channel_id: int | None = None) -> list[dict[str, Any]]:
         """Current state (after edits) of messages in a channel (default: #general), oldest first."""
@@ -176,12 +194,62 @@ class FakeDiscord(WellKnownIds):
 
     # ------------------------------------------------------------------ the world
 
-    def add_member(self, username: str, *, roles: Iterable[int] = (), bot: bool = False) -> int:
-        """Add a guild member; included in GUILD_CREATE if added before the bot connects."""
-        member = self.state.add_member(username, roles=list(roles), bot=bot)
-        payload = {**member.to_json(), "guild_id": str(self.guild_id)}
-        self.gateway.dispatch_soon("GUILD_MEMBER_ADD", payload, intent=INTENT_GUILD_MEMBERS)
-        return member.user.id
+    def add_member(self, username: str, *, roles: Iterable[int] = (), bot: bool = False, guild_id: int | None = None) -> int:
+        """Add a member to a guild (default: the first); included in GUILD_CREATE if added before the bot connects."""
+        return self.add_members([username], roles=roles, bot=bot, guild_id=guild_id)[0]
+
+    def add_members(
+        self, usernames: Iterable[str], *, roles: Iterable[int] = (), bot: bool = False, guild_id: int | None = None
+    ) -> list[int]:
+        """Add several members at once (e.g. ``[f"user{i}" for i in range(64)]``); returns their ids.
+
+        One scheduled dispatch carries all their GUILD_MEMBER_ADD events (sent only to bots with
+        the GUILD_MEMBERS intent, like Discord), so bulk creation stays cheap.
+        """
+        guild = self.state.guild(guild_id)
+        role_ids = list(roles)
+        members = [self.state.add_member(name, roles=list(role_ids), bot=bot, guild_id=guild.id) for name in usernames]
+        payloads = [{**m.to_json(), "guild_id": str(guild.id)} for m in members]
+
+        async def announce() -> int:
+            for payload in payloads:
+                await self.gateway.dispatch("GUILD_MEMBER_ADD", payload, intent=INTENT_GUILD_MEMBERS, guild_id=guild.id)
+            return len(payloads)
+
+        self.gateway.run_soon(announce())
+        return [m.user.id for m in members]
+
+    def add_guild(self, name: str = "Other Guild") -> int:
+        """Add a guild (same owner; owner, admin and member as members, with their roles; #general
+        and #random) and return its id. A connected bot gets GUILD_CREATE at once, one connecting
+        later finds it in READY. Its ids: ``fake.guild(gid).channel_id`` etc."""
+        guild = self.state.add_guild(name)
+        self.gateway.announce_guild(guild.id)
+        return guild.id
+
+    def delete_message(self, message_id: int) -> None:
+        """Delete a message as a moderator would: later edits of it answer 404 Unknown Message (10008)."""
+        msg = self.state.delete_message(message_id)
+        cid = int(msg["channel_id"])
+        data: dict[str, Any] = {"id": msg["id"], "channel_id": msg["channel_id"]}
+        guild = self.state.guild_of_channel(cid)
+        if guild is None:
+            self.gateway.dispatch_dm_soon("MESSAGE_DELETE", data)
+        else:
+            data["guild_id"] = str(guild.id)
+            self.gateway.dispatch_soon("MESSAGE_DELETE", data, guild_id=guild.id)
+
+    def enforce_rate_limits(self, enabled: bool = True, **overrides: RateLimit) -> None:
+        """Enforce Discord's rate limits (tests/fakediscord/ratelimits.py) from now on; off by default.
+
+        Per-route buckets per channel (message create, message edit, typing) or per interaction
+        token (webhook followups/edits, callbacks), and the global 50 requests/s per bot. A request
+        over a limit gets 429 (body and headers as Discord sends them) and is not applied.
+        overrides: a bucket's limit by name (message_create, message_edit, typing, webhook,
+        interaction_callback, global_), e.g. ``message_edit=RateLimit(2, 5.0)``.
+        Every window starts afresh.
+        """
+        self.rest.limiter.configure(enabled, overrides)
 
     def add_user(self, username: str, *, bot: bool = False) -> int:
         """Add a user who is *not* a member of the fake guild (e.g. to DM the bot); returns its id."""
@@ -310,16 +378,30 @@ class FakeDiscord(WellKnownIds):
         content: str,
         *,
         channel_id: int | None = None,
+        guild_id: int | None = None,
     ) -> int:
         """Dispatch MESSAGE_CREATE from a guild member (as a user typing in a channel); returns its id.
 
+        channel_id: default the #general of guild ``guild_id`` (default: the first guild).
         Without the MESSAGE_CONTENT intent content/embeds are blanked unless the bot is
         mentioned, like Discord does.
         """
         await self.wait_connected()
-        msg = self.state.new_message(channel_id=channel_id or self.channel_id, author_id=author_id, body=_user_message(content))
+        cid = self._guild_channel(channel_id, guild_id)
+        msg = self.state.new_message(channel_id=cid, author_id=author_id, body=_user_message(content))
+        await self.gateway.flush()  # after a GUILD_CREATE just scheduled, like Discord's ordering
         await self.gateway.deliver_user_message(msg)
         return int(msg["id"])
+
+    def _guild_channel(self, channel_id: int | None, guild_id: int | None) -> int:
+        """``channel_id``, checked against ``guild_id`` if both are given; else that guild's #general."""
+        if channel_id is None:
+            return self.state.guild(guild_id).channel_id
+        if guild_id is not None:
+            guild = self.state.guild_of_channel(channel_id)
+            if guild is None or guild.id != guild_id:
+                raise ValueError(f"channel {channel_id} is not in guild {guild_id}")
+        return channel_id
 
     async def send_dm(self, author_id: int, content: str) -> int:
         """Dispatch MESSAGE_CREATE for a direct message from ``author_id`` to the bot; returns its id.
@@ -346,6 +428,7 @@ class FakeDiscord(WellKnownIds):
         guild_command: bool | None = None,
         enforce_default_permissions: bool = False,
         dm: bool = False,
+        guild_id: int | None = None,
     ) -> str:
         """Dispatch INTERACTION_CREATE for ``/name [subcommand] options...``; returns the interaction token.
 
@@ -356,6 +439,7 @@ class FakeDiscord(WellKnownIds):
         command of that name was synced to the fake.
         enforce_default_permissions: model Discord hiding the command when the member lacks the
         synced command's ``default_member_permissions`` (raises SlashCommandUnavailable).
+        guild_id: the guild it comes from (default: the first; channel_id defaults to its #general).
         dm: send it from the bot's DM with ``author_id`` instead (any known user, member or not;
         see :meth:`_dm_interaction` for the payload shape). Only global commands exist there;
         channel_id/permissions/guild_command=True do not apply. With enforce_default_permissions,
@@ -363,15 +447,19 @@ class FakeDiscord(WellKnownIds):
         DM raises SlashCommandUnavailable; ``default_member_permissions`` is not modelled in DMs.
         """
         await self.wait_connected()
+        await self.gateway.flush()
+        guild: FakeGuild | None = None
         if dm:
-            if channel_id is not None or permissions is not None or guild_command:
-                raise ValueError("channel_id, permissions and guild_command=True do not apply to a DM slash command")
+            if channel_id is not None or permissions is not None or guild_command or guild_id is not None:
+                raise ValueError("channel_id, guild_id, permissions and guild_command=True do not apply to a DM slash command")
             iid, token, cid, payload = self._dm_interaction(INTERACTION_COMMAND, author_id)
             record, is_guild = self.state.slash_command(name, False)
         else:
-            cid = channel_id or self.channel_id
+            cid = self._guild_channel(channel_id, guild_id)
+            guild = self.state.guild_of_channel(cid)
+            assert guild is not None
             iid, token, payload = self._guild_interaction(INTERACTION_COMMAND, author_id, cid, permissions)
-            record, is_guild = self.state.slash_command(name, guild_command)
+            record, is_guild = self.state.slash_command(name, guild_command, guild.id)
         if enforce_default_permissions and dm:
             if record is None:
                 raise SlashCommandUnavailable(
@@ -391,7 +479,7 @@ class FakeDiscord(WellKnownIds):
         else:
             cmd_id = self.state.unsynced_command_ids.setdefault(name, self.state.new_snowflake())
         resolved: dict[str, dict[str, Any]] = {}
-        opts = [self._option_json(k, v, resolved) for k, v in (options or {}).items()]
+        opts = [self._option_json(k, v, resolved, guild) for k, v in (options or {}).items()]
         if subcommand:
             parts = subcommand.split()
             if len(parts) == 1:
@@ -405,8 +493,8 @@ class FakeDiscord(WellKnownIds):
             data["options"] = opts
         if resolved:
             data["resolved"] = resolved
-        if is_guild:
-            data["guild_id"] = str(self.guild_id)
+        if is_guild and guild is not None:
+            data["guild_id"] = str(guild.id)
         payload["data"] = data
         self.state.interactions[token] = FakeInteraction(iid, token, INTERACTION_COMMAND, cid, author_id, name, payload)
         if dm:
@@ -459,29 +547,32 @@ class FakeDiscord(WellKnownIds):
         self, itype: int, author_id: int, channel_id: int, permissions: int | None
     ) -> tuple[int, str, dict[str, Any]]:
         state = self.state
-        member = state.members.get(author_id)
+        guild = state.guild_of_channel(channel_id)
+        if guild is None:
+            raise KeyError(f"{channel_id} is not a guild channel of the fake")
+        member = guild.members.get(author_id)
         if member is None:
-            raise KeyError(f"{author_id} is not a member of the fake guild")
+            raise KeyError(f"{author_id} is not a member of the fake guild {guild.id}")
         iid, token = self._new_token()
-        perms = state.permissions_for(author_id) if permissions is None else permissions
-        channel = state.channels[channel_id].to_json(self.guild_id)
+        perms = state.permissions_for(author_id, guild.id) if permissions is None else permissions
+        channel = guild.channels[channel_id].to_json(guild.id)
         channel["permissions"] = str(perms)
         payload: dict[str, Any] = {
             "id": str(iid),
             "application_id": str(self.application_id),
             "type": itype,
-            "guild_id": str(self.guild_id),
-            "guild": {"id": str(self.guild_id), "locale": LOCALE, "features": []},
+            "guild_id": str(guild.id),
+            "guild": {"id": str(guild.id), "locale": LOCALE, "features": []},
             "channel_id": str(channel_id),
             "channel": channel,
             "member": member.to_json(permissions=perms),
             "token": token,
             "version": 1,
-            "app_permissions": str(state.permissions_for(self.bot_user_id)),
+            "app_permissions": str(state.permissions_for(self.bot_user_id, guild.id)),
             "locale": LOCALE,
             "guild_locale": LOCALE,
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "authorizing_integration_owners": {"0": str(guild.id)},
             "context": CONTEXT_GUILD,
             "attachment_size_limit": 10 * 1024 * 1024,
         }
@@ -514,8 +605,13 @@ class FakeDiscord(WellKnownIds):
         }
         return iid, token, cid, payload
 
-    def _option_json(self, name: str, value: Any, resolved: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """A slash option, its type inferred from the Python value unless given by ``Opt``."""
+    def _option_json(
+        self, name: str, value: Any, resolved: dict[str, dict[str, Any]], guild: FakeGuild | None = None
+    ) -> dict[str, Any]:
+        """A slash option, its type inferred from the Python value unless given by ``Opt``.
+
+        guild: where the command was used (members and roles resolve there); None in a DM.
+        """
         if isinstance(value, Opt):
             otype, v = value.type, value.value
         elif isinstance(value, bool):  # before int: bool is an int subclass
@@ -531,16 +627,17 @@ class FakeDiscord(WellKnownIds):
         if otype in (6, 7, 8, 9):  # USER, CHANNEL, ROLE, MENTIONABLE: a snowflake, plus `resolved`
             state = self.state
             sid = int(v)
+            channel_guild = state.guild_of_channel(sid)
             if sid in state.users and otype in (6, 9):
                 resolved.setdefault("users", {})[str(sid)] = state.user_json(sid)
-                if sid in state.members:
-                    resolved.setdefault("members", {})[str(sid)] = state.members[sid].to_json(
-                        with_user=False, permissions=state.permissions_for(sid)
+                if guild is not None and sid in guild.members:
+                    resolved.setdefault("members", {})[str(sid)] = guild.members[sid].to_json(
+                        with_user=False, permissions=state.permissions_for(sid, guild.id)
                     )
-            elif sid in state.roles and otype in (8, 9):
-                resolved.setdefault("roles", {})[str(sid)] = state.roles[sid].to_json()
-            elif sid in state.channels and otype == 7:
-                ch = state.channels[sid].to_json(self.guild_id)
+            elif guild is not None and sid in guild.roles and otype in (8, 9):
+                resolved.setdefault("roles", {})[str(sid)] = guild.roles[sid].to_json()
+            elif channel_guild is not None and otype == 7:
+                ch = channel_guild.channels[sid].to_json(channel_guild.id)
                 ch["permissions"] = str(PERMS_ALL)
                 resolved.setdefault("channels", {})[str(sid)] = ch
             v = str(sid)

@@ -1,4 +1,5 @@
-"""The fake gateway websocket: HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME, dispatch.
+"""The fake gateway websocket: HELLO, IDENTIFY -> READY + GUILD_CREATE (one per guild), heartbeats,
+RESUME, dispatch.
 
 Connections may IDENTIFY with ``shard: [id, count]``: guild events go to the shard that holds the
 guild ((guild_id >> 22) % count), DM events to shard 0, like Discord.
@@ -151,7 +152,7 @@ class Gateway:
         ready: dict[str, Any] = {
             "v": API_VERSION,
             "user": state.bot_user_json(),
-            "guilds": [{"id": str(state.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(gid), "unavailable": True} for gid in state.guilds if self._holds_guild(conn, gid)],
             "session_id": conn.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.url,
@@ -167,8 +168,9 @@ class Gateway:
             ready["shard"] = list(conn.shard)
         conn.ready = True
         await self._dispatch_to(conn, "READY", ready)
-        if self._holds_guild(conn):
-            await self._dispatch_to(conn, "GUILD_CREATE", state.guild_json(conn.intents))
+        for gid in list(state.guilds):
+            if self._holds_guild(conn, gid):
+                await self._dispatch_to(conn, "GUILD_CREATE", state.guild_json(conn.intents, gid))
         self._ready.set()
 
     async def _resume(self, conn: _Connection, d: dict[str, Any]) -> None:
@@ -186,11 +188,11 @@ class Gateway:
 
     # ------------------------------------------------------------------ dispatching events
 
-    def _holds_guild(self, conn: _Connection) -> bool:
+    def _holds_guild(self, conn: _Connection, guild_id: int | None = None) -> bool:
         if conn.shard is None:
             return True
         shard_id, count = conn.shard
-        return (self.state.guild_id >> 22) % count == shard_id
+        return ((guild_id or self.state.guild_id) >> 22) % count == shard_id
 
     @staticmethod
     def _holds_dms(conn: _Connection) -> bool:
@@ -210,9 +212,10 @@ class Gateway:
                 sent += 1
         return sent
 
-    async def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> int:
-        """Send a guild DISPATCH event to every ready connection holding the guild; returns how many got it."""
-        return await self._dispatch_where(event, data, self._holds_guild, intent)
+    async def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None, guild_id: int | None = None) -> int:
+        """Send a guild DISPATCH event to every ready connection holding the guild (default: the first);
+        returns how many got it."""
+        return await self._dispatch_where(event, data, lambda conn: self._holds_guild(conn, guild_id), intent)
 
     async def dispatch_dm(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> int:
         """Send a DISPATCH event about a DM to every ready connection on shard 0; returns how many got it."""
@@ -227,16 +230,46 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def dispatch_soon(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
-        self._schedule(self.dispatch(event, data, intent=intent))
+    def dispatch_soon(self, event: str, data: dict[str, Any], *, intent: int | None = None, guild_id: int | None = None) -> None:
+        self._schedule(self.dispatch(event, data, intent=intent, guild_id=guild_id))
+
+    def dispatch_dm_soon(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
+        self._schedule(self.dispatch_dm(event, data, intent=intent))
+
+    def run_soon(self, dispatching: Coroutine[Any, Any, int]) -> None:
+        """Run a coroutine of dispatches after the current call, in order with the other scheduled events."""
+        self._schedule(dispatching)
+
+    def announce_guild(self, guild_id: int) -> None:
+        """GUILD_CREATE for a guild the bot joined while connected (members as each connection's intents allow)."""
+
+        async def announce() -> int:
+            sent = 0
+            for conn in list(self._conns):
+                if conn.ready and self._holds_guild(conn, guild_id):
+                    payload = self.state.guild_json(conn.intents, guild_id)
+                    # No "unavailable" key: that is how a join differs from a guild coming back online.
+                    del payload["unavailable"]
+                    await self._dispatch_to(conn, "GUILD_CREATE", payload)
+                    sent += 1
+            return sent
+
+        self._schedule(announce())
+
+    async def flush(self) -> None:
+        """Wait for the events scheduled so far (e.g. a GUILD_CREATE) to be sent, so later ones follow them."""
+        pending = list(self._tasks)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def message_json(self, msg: dict[str, Any]) -> dict[str, Any]:
         """A stored message as MESSAGE_CREATE/UPDATE carry it: guild messages get guild_id and member."""
         data = dict(msg)
-        if self.state.is_dm_channel(int(msg["channel_id"])):
+        guild = self.state.guild_of_channel(int(msg["channel_id"]))
+        if guild is None:
             return data  # a DM: no guild_id, author without member data
-        data["guild_id"] = str(self.state.guild_id)
-        member = self.state.members.get(int(msg["author"]["id"]))
+        data["guild_id"] = str(guild.id)
+        member = guild.members.get(int(msg["author"]["id"]))
         if member is not None and "webhook_id" not in msg:
             data["member"] = member.to_json(with_user=False)
         return data
@@ -245,10 +278,11 @@ class Gateway:
         """Tell the bot about its own MESSAGE_CREATE/UPDATE, like Discord (not for ephemeral ones)."""
         if msg["flags"] & FLAG_EPHEMERAL:
             return
-        if self.state.is_dm_channel(int(msg["channel_id"])):
-            self._schedule(self.dispatch_dm(event, self.message_json(msg), intent=INTENT_DIRECT_MESSAGES))
+        guild = self.state.guild_of_channel(int(msg["channel_id"]))
+        if guild is None:
+            self.dispatch_dm_soon(event, self.message_json(msg), intent=INTENT_DIRECT_MESSAGES)
         else:
-            self.dispatch_soon(event, self.message_json(msg), intent=INTENT_GUILD_MESSAGES)
+            self.dispatch_soon(event, self.message_json(msg), intent=INTENT_GUILD_MESSAGES, guild_id=guild.id)
 
     async def deliver_user_message(self, msg: dict[str, Any]) -> None:
         """MESSAGE_CREATE for a message a user posted in a guild channel.
@@ -257,8 +291,10 @@ class Gateway:
         is mentioned, like Discord does.
         """
         mentioned = any(int(u["id"]) == self.state.bot_user_id for u in msg["mentions"])
+        guild = self.state.guild_of_channel(int(msg["channel_id"]))
+        guild_id = guild.id if guild is not None else None
         for conn in list(self._conns):
-            if not (conn.ready and self._holds_guild(conn)):
+            if not (conn.ready and self._holds_guild(conn, guild_id)):
                 continue
             if not conn.intents & INTENT_GUILD_MESSAGES:
                 _log.warning("bot lacks GUILD_MESSAGES intent; Discord would not deliver message %s", msg["id"])

@@ -83,7 +83,7 @@ def snowflake_time_ms(snowflake: int) -> int:
 
 
 class WellKnownIds:
-    """Fixed, realistic snowflakes of the fake's one guild, so tests can hard-code them."""
+    """Fixed, realistic snowflakes of the fake's first guild, so tests can hard-code them."""
 
     application_id: int = 1200000000000000001
     bot_user_id: int = 1200000000000000001  # modern apps: bot user id == application id
@@ -202,6 +202,22 @@ class FakeChannel:
 
 
 @dataclass
+class FakeGuild:
+    """A guild: its roles (``@everyone`` has the guild's id), members and text channels."""
+
+    id: int
+    name: str
+    owner_id: int
+    admin_role_id: int  # "Admin" (Manage Server)
+    bot_role_id: int  # the bot's managed role
+    channel_id: int  # #general, where messages go by default
+    other_channel_id: int  # #random
+    roles: dict[int, FakeRole] = field(default_factory=dict)
+    members: dict[int, FakeMember] = field(default_factory=dict)
+    channels: dict[int, FakeChannel] = field(default_factory=dict)
+
+
+@dataclass
 class FakeInteraction:
     id: int
     token: str
@@ -256,10 +272,17 @@ class RecordedRequest:
     channel_id: int | None = None
     token: str | None = None  # interaction token, for interaction/webhook routes
     message: dict[str, Any] | None = None  # the message body this request carried, if any
+    # The rate-limit bucket it counted against (e.g. "message.create:<channel id>"), when enforced.
+    bucket: str | None = None
+    received_at: float = 0.0  # time.time() when it arrived (``timestamp`` is when it was answered)
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.status == 429
 
     @property
     def callback_type(self) -> int | None:

@@ -1,8 +1,9 @@
 """The fake Discord REST API (``/api/v10/...``) and attachment downloads, on aiohttp's router.
 
 Every API request passes one middleware that parses the body (JSON or multipart), checks the
-bot token, applies injected errors, adds X-RateLimit-* headers and records the request. Paths
-not modelled reach a catch-all that answers 404 like Discord, so unexpected calls show up in tests.
+bot token, enforces rate limits (when enabled: ratelimits.py), applies injected errors, adds
+X-RateLimit-* headers and records the request. Paths not modelled reach a catch-all that answers
+404 like Discord, so unexpected calls show up in tests.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 import zlib
@@ -37,6 +39,7 @@ from tests.fakediscord.models import (
     RecordedFile,
     RecordedRequest,
 )
+from tests.fakediscord.ratelimits import Admission, RateLimiter
 from tests.fakediscord.state import DiscordState
 
 _log = logging.getLogger("tests.fakediscord")
@@ -99,6 +102,7 @@ class RestApi:
         self.log = log
         self.token = token  # if set, API calls must send "Bot <token>" (else 401)
         self.injected_errors: list[_InjectedError] = []
+        self.limiter = RateLimiter()
         self._specs: dict[web.AbstractRoute, _RouteSpec] = {}
 
     def install(self, app: web.Application) -> None:
@@ -151,6 +155,8 @@ class RestApi:
             # discord.py takes a 429 without Via for a Cloudflare ban and raises instead of retrying.
             hdrs.setdefault("Via", "1.1 google")
             body = {"message": "You are being rate limited.", "retry_after": 0.01, "global": False, **body}
+            hdrs.setdefault("Retry-After", str(max(1, math.ceil(float(body["retry_after"])))))
+            hdrs.setdefault("X-RateLimit-Scope", "global" if body["global"] else "user")
         self.injected_errors.append(_InjectedError(method.upper(), re.compile(path), status, body, hdrs, times))
 
     # ------------------------------------------------------------------ plumbing
@@ -160,20 +166,39 @@ class RestApi:
         spec = self._specs.get(request.match_info.route)
         if spec is None:  # the gateway websocket and attachment downloads are not API calls
             return await handler(request)
+        received_at = time.time()
         body, files = await _read_body(request)
+        info = request.match_info
         ctx = request[_CTX] = _ReqCtx(
-            path=_api_path(request.path), json=body, files=files, kind=spec.kind, token=request.match_info.get("token")
+            path=_api_path(request.path),
+            json=body,
+            files=files,
+            kind=spec.kind,
+            # Known before the handler runs, so refused requests (429, injected errors) name their channel too.
+            channel_id=int(info["channel_id"]) if "channel_id" in info else None,
+            token=info.get("token"),
         )
+        admission = Admission()
         if spec.bucket is None:
             resp = await handler(request)
         else:
-            resp = self._refusal(request, spec, ctx.path) or await handler(request)
-            # Never exhausted: lets discord.py run requests concurrently without sleeping.
-            resp.headers["X-RateLimit-Limit"] = "50"
-            resp.headers["X-RateLimit-Remaining"] = "49"
-            resp.headers["X-RateLimit-Reset"] = f"{time.time() + 1:.3f}"
-            resp.headers["X-RateLimit-Reset-After"] = "1.000"
-            resp.headers["X-RateLimit-Bucket"] = spec.bucket
+            resp = self._unauthorized(request, spec)
+            if resp is None:
+                bot_token = request.headers.get("Authorization") if spec.auth else None
+                admission = self.limiter.admit(kind=spec.kind, resource=_resource(request), bot_token=bot_token)
+                if admission.refused is not None:
+                    resp = _json(admission.body(), status=429)  # refused: the handler never runs
+            resp = resp or self._injected(request, ctx.path) or await handler(request)
+            if admission.headers:
+                resp.headers.update(admission.headers)
+            else:
+                # Never exhausted: lets discord.py run requests concurrently without sleeping.
+                resp.headers["X-RateLimit-Limit"] = "50"
+                resp.headers["X-RateLimit-Remaining"] = "49"
+                resp.headers["X-RateLimit-Reset"] = f"{time.time() + 1:.3f}"
+                resp.headers["X-RateLimit-Reset-After"] = "1.000"
+                resp.headers["X-RateLimit-Bucket"] = spec.bucket
+            resp.headers.setdefault("Via", "1.1 google")  # as on every Discord API response
         await self.log.add(
             RecordedRequest(
                 method=request.method,
@@ -188,16 +213,22 @@ class RestApi:
                 channel_id=ctx.channel_id,
                 token=ctx.token,
                 message=ctx.message,
+                bucket=admission.bucket,
+                received_at=received_at,
             )
         )
         return resp
 
-    def _refusal(self, request: web.Request, spec: _RouteSpec, path: str) -> web.Response | None:
-        """401 for a missing or wrong bot token, else the first injected error for this request."""
+    def _unauthorized(self, request: web.Request, spec: _RouteSpec) -> web.Response | None:
+        """401 for a missing or wrong bot token."""
         if spec.auth:
             auth = request.headers.get("Authorization", "")
             if not auth.startswith("Bot ") or (self.token is not None and auth != f"Bot {self.token}"):
                 return _error(401, 0, "401: Unauthorized")
+        return None
+
+    def _injected(self, request: web.Request, path: str) -> web.Response | None:
+        """The first injected error for this request, if any (it counts against rate limits like any request)."""
         for inj in self.injected_errors:
             if inj.times > 0 and inj.method == request.method and inj.path.search(path):
                 inj.times -= 1
@@ -477,6 +508,16 @@ def _api_path(path: str) -> str:
 
 def _bucket_hash(method: str, path: str) -> str:
     return format(zlib.crc32(f"{method} {path}".encode()), "08x")
+
+
+def _resource(request: web.Request) -> str | None:
+    """A request's top-level resource, which its route's rate-limit bucket is per: channel or token."""
+    info = request.match_info
+    if "channel_id" in info:
+        return info["channel_id"]
+    if "token" in info:
+        return f"{info.get('interaction_id') or info.get('webhook_id')}:{info['token']}"
+    return None
 
 
 async def _read_body(request: web.Request) -> tuple[Any, list[RecordedFile]]:

@@ -1,4 +1,4 @@
-"""What the fake Discord stores: its guild, users, DM channels, messages, commands and interactions.
+"""What the fake Discord stores: its guilds, users, DM channels, messages, commands and interactions.
 
 Nothing here speaks HTTP or websocket; REST handlers, the gateway and the test driver all read
 and change this one object, and build their JSON payloads from it.
@@ -23,6 +23,7 @@ from tests.fakediscord.models import (
     PERMS_ALL,
     PERMS_EVERYONE,
     FakeChannel,
+    FakeGuild,
     FakeInteraction,
     FakeMember,
     FakeRole,
@@ -38,10 +39,14 @@ _ROLE_MENTION = re.compile(r"<@&(\d+)>")
 
 
 class DiscordState(WellKnownIds):
-    """One guild (owner, admin, member, the bot; two channels), DMs with the bot, and the bot's application."""
+    """Guilds (the first with well-known ids; each: owner, admin, member, the bot; two channels),
+    DMs with the bot, and the bot's application."""
 
     def __init__(self) -> None:
         self.users: dict[int, FakeUser] = {}
+        self.guilds: dict[int, FakeGuild] = {}
+        self._channel_guild: dict[int, int] = {}  # guild channel id -> its guild's id
+        # The first guild's members, roles and channels (the same dicts as in self.guilds).
         self.members: dict[int, FakeMember] = {}
         self.roles: dict[int, FakeRole] = {}
         self.channels: dict[int, FakeChannel] = {}
@@ -65,15 +70,54 @@ class DiscordState(WellKnownIds):
         member = FakeUser(self.member_id, "member", "Plain Member")
         for u in (bot, owner, admin, member):
             self.users[u.id] = u
-        self.roles[self.guild_id] = FakeRole(self.guild_id, "@everyone", PERMS_EVERYONE, position=0)
-        self.roles[self.admin_role_id] = FakeRole(self.admin_role_id, "Admin", PERM_MANAGE_GUILD, position=1)
-        self.roles[self.bot_role_id] = FakeRole(self.bot_role_id, "FakeBot", PERMS_EVERYONE, position=2, managed=True)
-        self.members[self.bot_user_id] = FakeMember(bot, [self.bot_role_id])
-        self.members[self.owner_id] = FakeMember(owner, [])
-        self.members[self.admin_id] = FakeMember(admin, [self.admin_role_id])
-        self.members[self.member_id] = FakeMember(member, [])
-        self.channels[self.channel_id] = FakeChannel(self.channel_id, "general", 0, topic="General chat")
-        self.channels[self.other_channel_id] = FakeChannel(self.other_channel_id, "random", 1)
+        self._populate(
+            FakeGuild(
+                self.guild_id,
+                "Fake Guild",
+                self.owner_id,
+                self.admin_role_id,
+                self.bot_role_id,
+                self.channel_id,
+                self.other_channel_id,
+                roles=self.roles,
+                members=self.members,
+                channels=self.channels,
+            )
+        )
+
+    def _populate(self, guild: FakeGuild) -> FakeGuild:
+        """Give ``guild`` the standard roles, the well-known users as members, and #general/#random."""
+        guild.roles[guild.id] = FakeRole(guild.id, "@everyone", PERMS_EVERYONE, position=0)
+        guild.roles[guild.admin_role_id] = FakeRole(guild.admin_role_id, "Admin", PERM_MANAGE_GUILD, position=1)
+        guild.roles[guild.bot_role_id] = FakeRole(guild.bot_role_id, "FakeBot", PERMS_EVERYONE, position=2, managed=True)
+        guild.members[self.bot_user_id] = FakeMember(self.users[self.bot_user_id], [guild.bot_role_id])
+        guild.members[self.owner_id] = FakeMember(self.users[self.owner_id], [])
+        guild.members[self.admin_id] = FakeMember(self.users[self.admin_id], [guild.admin_role_id])
+        guild.members[self.member_id] = FakeMember(self.users[self.member_id], [])
+        guild.channels[guild.channel_id] = FakeChannel(guild.channel_id, "general", 0, topic="General chat")
+        guild.channels[guild.other_channel_id] = FakeChannel(guild.other_channel_id, "random", 1)
+        self.guilds[guild.id] = guild
+        for cid in guild.channels:
+            self._channel_guild[cid] = guild.id
+        return guild
+
+    def add_guild(self, name: str) -> FakeGuild:
+        """Another guild, owned by the same owner, with the well-known users as members."""
+        ids = [self.new_snowflake() for _ in range(5)]
+        return self._populate(FakeGuild(ids[0], name, self.owner_id, ids[1], ids[2], ids[3], ids[4]))
+
+    def guild(self, guild_id: int | None = None) -> FakeGuild:
+        """The guild ``guild_id`` (default: the first one)."""
+        gid = self.guild_id if guild_id is None else int(guild_id)
+        try:
+            return self.guilds[gid]
+        except KeyError:
+            raise KeyError(f"unknown guild {gid}; use fake.add_guild() first") from None
+
+    def guild_of_channel(self, channel_id: int) -> FakeGuild | None:
+        """The guild a channel belongs to; None for DM channels and unknown ids."""
+        gid = self._channel_guild.get(int(channel_id))
+        return None if gid is None else self.guilds[gid]
 
     def new_snowflake(self) -> int:
         """Time-based, strictly increasing snowflake (interaction expiry is computed from it)."""
@@ -89,16 +133,16 @@ class DiscordState(WellKnownIds):
         self.users[user.id] = user
         return user
 
-    def add_member(self, username: str, *, roles: list[int], bot: bool = False) -> FakeMember:
+    def add_member(self, username: str, *, roles: list[int], bot: bool = False, guild_id: int | None = None) -> FakeMember:
         member = FakeMember(self.add_user(username, bot=bot), roles)
-        self.members[member.user.id] = member
+        self.guild(guild_id).members[member.user.id] = member
         return member
 
     def is_dm_channel(self, channel_id: int | None) -> bool:
         return channel_id is not None and int(channel_id) in self.dm_channels
 
     def channel_exists(self, channel_id: int) -> bool:
-        return channel_id in self.channels or channel_id in self.dm_channels
+        return channel_id in self._channel_guild or channel_id in self.dm_channels
 
     def dm_channel_id(self, user_id: int) -> int:
         """The id of the bot's DM channel with ``user_id``, created on first use (no event, like Discord)."""
@@ -113,15 +157,16 @@ class DiscordState(WellKnownIds):
             self._dm_by_user[user_id] = cid
         return cid
 
-    def permissions_for(self, user_id: int) -> int:
+    def permissions_for(self, user_id: int, guild_id: int | None = None) -> int:
         """Guild-level permissions (no channel overwrites are modelled): owner/admin -> all."""
-        if user_id == self.owner_id:
+        guild = self.guild(guild_id)
+        if user_id == guild.owner_id:
             return PERMS_ALL
-        member = self.members.get(user_id)
-        perms = self.roles[self.guild_id].permissions
+        member = guild.members.get(user_id)
+        perms = guild.roles[guild.id].permissions
         if member is not None:
             for rid in member.roles:
-                role = self.roles.get(rid)
+                role = guild.roles.get(rid)
                 if role is not None:
                     perms |= role.permissions
         if perms & PERM_ADMINISTRATOR:
@@ -152,18 +197,19 @@ class DiscordState(WellKnownIds):
             "recipients": [self.user_json(recipient)],
         }
 
-    def guild_json(self, intents: int = 0) -> dict[str, Any]:
+    def guild_json(self, intents: int = 0, guild_id: int | None = None) -> dict[str, Any]:
         """GUILD_CREATE payload.  Other members only appear with the GUILD_MEMBERS intent, like Discord."""
-        members = [m.to_json() for uid, m in self.members.items() if uid == self.bot_user_id or intents & INTENT_GUILD_MEMBERS]
+        guild = self.guild(guild_id)
+        members = [m.to_json() for uid, m in guild.members.items() if uid == self.bot_user_id or intents & INTENT_GUILD_MEMBERS]
         return {
-            "id": str(self.guild_id),
-            "name": "Fake Guild",
+            "id": str(guild.id),
+            "name": guild.name,
             "icon": None,
             "splash": None,
             "discovery_splash": None,
             "banner": None,
             "description": None,
-            "owner_id": str(self.owner_id),
+            "owner_id": str(guild.owner_id),
             "afk_channel_id": None,
             "afk_timeout": 300,
             "verification_level": 0,
@@ -174,20 +220,20 @@ class DiscordState(WellKnownIds):
             "premium_tier": 0,
             "premium_subscription_count": 0,
             "preferred_locale": "en-US",
-            "system_channel_id": str(self.channel_id),
+            "system_channel_id": str(guild.channel_id),
             "system_channel_flags": 0,
             "rules_channel_id": None,
             "public_updates_channel_id": None,
             "safety_alerts_channel_id": None,
             "vanity_url_code": None,
             "features": [],
-            "roles": [r.to_json() for r in self.roles.values()],
+            "roles": [r.to_json() for r in guild.roles.values()],
             "emojis": [],
             "stickers": [],
-            "channels": [c.to_json() for c in self.channels.values()],
+            "channels": [c.to_json() for c in guild.channels.values()],
             "threads": [],
             "members": members,
-            "member_count": len(self.members),
+            "member_count": len(guild.members),
             "presences": [],
             "voice_states": [],
             "stage_instances": [],
@@ -221,13 +267,13 @@ class DiscordState(WellKnownIds):
             "interactions_endpoint_url": None,
             "redirect_uris": [],
             "tags": [],
-            "approximate_guild_count": 1,
+            "approximate_guild_count": len(self.guilds),
         }
 
     # ------------------------------------------------------------------ messages
 
     def history(self, channel_id: int | None = None) -> list[dict[str, Any]]:
-        """Current state (after edits) of messages in a channel, oldest first."""
+        """Current state (after edits) of messages in a channel (default: the first guild's #general), oldest first."""
         cid = str(channel_id or self.channel_id)
         return [m for _, m in sorted(self.messages.items()) if m["channel_id"] == cid]
 
@@ -253,7 +299,7 @@ class DiscordState(WellKnownIds):
         for m in _ROLE_MENTION.finditer(content):
             rid = int(m.group(1))
             pinged = parse is None or "roles" in parse or str(rid) in allowed_roles
-            if rid in self.roles and rid not in roles and pinged:
+            if any(rid in g.roles for g in self.guilds.values()) and rid not in roles and pinged:
                 roles.append(rid)
         everyone = ("@everyone" in content or "@here" in content) and (parse is None or "everyone" in parse)
         # Without allowed_mentions Discord pings the replied-to author; with it, only if replied_user.
@@ -263,16 +309,16 @@ class DiscordState(WellKnownIds):
                 users.append(author_id)
         return users, roles, everyone
 
-    def _mention_json(self, uid: int, *, in_guild: bool = True) -> dict[str, Any]:
+    def _mention_json(self, uid: int, guild: FakeGuild | None) -> dict[str, Any]:
         data = self.user_json(uid)
-        member = self.members.get(uid) if in_guild else None  # DMs carry no member data
+        member = guild.members.get(uid) if guild is not None else None  # DMs carry no member data
         if member is not None:
             data["member"] = member.to_json(with_user=False)
         return data
 
     def _mentions_json(self, channel_id: int, users: list[int]) -> list[dict[str, Any]]:
-        in_guild = not self.is_dm_channel(channel_id)
-        return [self._mention_json(u, in_guild=in_guild) for u in users]
+        guild = self.guild_of_channel(channel_id)
+        return [self._mention_json(u, guild) for u in users]
 
     def new_message(
         self,
@@ -324,13 +370,21 @@ class DiscordState(WellKnownIds):
                 "message_id": referenced["id"],
                 "channel_id": referenced["channel_id"],
             }
-            if not self.is_dm_channel(int(referenced["channel_id"])):
-                msg["message_reference"]["guild_id"] = str(self.guild_id)
+            ref_guild = self.guild_of_channel(int(referenced["channel_id"]))
+            if ref_guild is not None:
+                msg["message_reference"]["guild_id"] = str(ref_guild.id)
             # Discord nests only one level of referenced_message.
             msg["referenced_message"] = {k: v for k, v in referenced.items() if k != "referenced_message"}
         self._add_attachments(msg, files or [])
         self.messages[mid] = msg
         return msg
+
+    def delete_message(self, message_id: int) -> dict[str, Any]:
+        """Remove a message (a later edit of it answers 404 Unknown Message); returns what it was."""
+        try:
+            return self.messages.pop(int(message_id))
+        except KeyError:
+            raise KeyError(f"unknown message {message_id}") from None
 
     def edit_message(self, msg: dict[str, Any], body: dict[str, Any], files: list[RecordedFile]) -> None:
         """Apply an edit-message ``body`` to ``msg`` in place (no validation: see rest.py)."""
@@ -394,12 +448,14 @@ class DiscordState(WellKnownIds):
             cmd["guild_id"] = guild_id
         return cmd
 
-    def slash_command(self, name: str, guild_command: bool | None) -> tuple[dict[str, Any] | None, bool]:
-        """The synced chat-input command ``name`` (guild or global) and whether it is the guild one.
+    def slash_command(
+        self, name: str, guild_command: bool | None, guild_id: int | None = None
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """The synced chat-input command ``name`` (guild ``guild_id``'s or global) and whether it is the guild one.
 
         guild_command None: the guild command if one of that name was synced, else the global one.
         """
-        guild_cmds = self.guild_commands.get(self.guild_id, [])
+        guild_cmds = self.guild_commands.get(self.guild(guild_id).id, [])
         g = next((c for c in guild_cmds if c["name"] == name and c.get("type", 1) == 1), None)
         glob = next((c for c in self.global_commands if c["name"] == name and c.get("type", 1) == 1), None)
         if guild_command is None:
