@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import discord
 from discord.ext import commands
 
+from bot.adapters.discord.channel_traffic import ChannelPacing, ChannelTyping
 from bot.adapters.discord.checks import ShuttingDown
 from bot.adapters.discord.cogs import EXTENSIONS
 from bot.adapters.discord.context import FillContext
@@ -52,6 +53,10 @@ class FillMaskBot(commands.Bot):
         self._release_task: asyncio.Future[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self.shutting_down = False
+        # Per channel: one typing indicator however many commands run there, and one request at
+        # a time per route, so that a burst stays within Discord's buckets.
+        self.typing_indicators = ChannelTyping()
+        self.pacing = ChannelPacing()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()

@@ -49,7 +49,7 @@ class FillCog(commands.Cog, name="Fill"):
         """Fill in the blanks: !fill [k=N] <sentence with <mask>> [| word, word]"""
         guild_id = ctx.guild.id if ctx.guild else None
         # Defers the interaction at once (the 3-second deadline) or shows "typing" on the prefix path.
-        async with self.bot.reply_in_flight(), ctx.typing():
+        async with self.bot.reply_in_flight(), ctx.working():
             await ctx.follow(fill_flow(self.bot.service, guild_id, text, top_k=top_k, targets=targets))
 
 
