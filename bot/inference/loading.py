@@ -358,7 +358,8 @@ def load_masked_lm(
         lm.mask_token,
         lm.max_length,
         device,
-        precision,
+        # What ran: under PRECISION=auto, the one chosen (its reasons are logged just before).
+        f"{lm.precision} (PRECISION=auto)" if precision == "auto" else lm.precision,
     )
     tracker.stage("ready")
     return lm

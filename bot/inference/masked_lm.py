@@ -127,12 +127,20 @@ class MaskedLM:
         return total
 
     def set_precision(self, precision: str) -> None:
-        """Convert the weights in place: ``fp32``, ``bf16`` (CPU or CUDA), ``int8`` (dynamic, CPU) or ``fp16`` (CUDA).
+        """Convert the weights in place: ``fp32``, ``bf16`` (CPU or CUDA), ``int8`` (dynamic, CPU),
+        ``fp16`` (CUDA) or ``auto`` (bf16 if native here and it agrees with fp32 on probe
+        sentences, else fp32: :mod:`bot.inference.precision`; ``self.precision`` says which).
 
         Called after construction, so the lean-head check above ran in fp32; modules keep
         their identity, so the (encoder, head) pair found there stays valid.
         """
         if precision == "fp32":
+            return
+        if precision == "auto":
+            # Imported here: precision.py needs MaskedLM's API, not the other way round.
+            from bot.inference.precision import choose_auto
+
+            choose_auto(self)
             return
         if precision == "bf16":
             self.model.to(torch.bfloat16)
