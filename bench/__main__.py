@@ -13,17 +13,17 @@ import json
 import logging
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import torch
 
 from bench import checkpoints
+from bench.bot_burst import bot_burst_section
+from bench.measure import LagMeter, amedian_time, core_burst, median_time, table
 from bot.inference.batching import BatchingModel
 from bot.inference.loading import configure_threads, load_masked_lm, warm_imports
 from bot.inference.masked_lm import MaskedLM
@@ -31,62 +31,6 @@ from bot.inference.registry import ModelRegistry
 from bot.inference.types import FillRequest, FillResult
 
 BURST = 64
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join
-    print(f"\n## {title}")
-    print(line(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print(line("-" * w for w in widths))
-    for row in rows:
-        print(line(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
-
-
-def median_time(run: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-async def amedian_time(run: Callable[[], Awaitable[object]], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        await run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-class LagMeter:
-    """The largest delay a 10 ms asyncio ticker sees: how late a Discord heartbeat could be."""
-
-    def __init__(self, period: float = 0.010) -> None:
-        self.period = period
-        self.worst = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _tick(self) -> None:
-        while True:
-            started = time.perf_counter()
-            await asyncio.sleep(self.period)
-            self.worst = max(self.worst, time.perf_counter() - started - self.period)
-
-    async def __aenter__(self) -> LagMeter:
-        self._task = asyncio.ensure_future(self._tick())
-        await asyncio.sleep(0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
 
 
 def bare_pass(lm: MaskedLM, texts: list[str]) -> None:
@@ -99,10 +43,6 @@ def bare_pass(lm: MaskedLM, texts: list[str]) -> None:
         hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
         rows, cols = torch.nonzero(batch["input_ids"] == lm.mask_token_id, as_tuple=True)
         head(hidden[rows, cols]).softmax(-1).topk(5)
-
-
-async def core_burst(served: BatchingModel, requests: list[FillRequest]) -> None:
-    await asyncio.gather(*(served.fill(r) for r in requests))
 
 
 async def speed_sections(name: str, path: Path, words: list[str], repeat: int, batch_sizes: list[int]) -> dict[str, float]:
@@ -185,7 +125,7 @@ async def precision_section(path: Path, words: list[str], repeat: int, batch_siz
     reference = base_lm.predict_batch(requests)
     rows = []
     timings: dict[str, float] = {}
-    for precision in ("fp32", "bf16", "int8"):
+    for precision in ("fp32", "bf16", "int8", "auto"):
         lm = base_lm if precision == "fp32" else load_masked_lm(str(path), precision=precision)
         served = BatchingModel(lm, max_batch_size=batch_size)
         await core_burst(served, requests)
@@ -202,7 +142,7 @@ async def precision_section(path: Path, words: list[str], repeat: int, batch_siz
             overlap += len(set(want) & set(have)) / len(want)
         rows.append(
             [
-                precision,
+                f"auto (chose {lm.precision})" if precision == "auto" else precision,
                 f"{timings[precision] * 1000:.0f} ms",
                 f"{timings['fp32'] / timings[precision]:.2f}x",
                 f"{100 * top1 / len(requests):.0f} %",
@@ -311,6 +251,9 @@ async def main() -> None:
     table(
         f"Summary at MAX_BATCH_SIZE={best}", ["checkpoint", "burst speed-up", "burst vs bare pass", "idle latency ratio"], summary
     )
+
+    bert_texts = checkpoints.sentences(BURST, "[MASK]", vocabulary=checkpoints.bert_words())
+    await bot_burst_section(bert, bert_texts, repeat=args.repeat, pipeline_burst=results["bert-base"]["pipeline_burst"])
 
     if not args.quick:
         await precision_section(bert, checkpoints.bert_words(), args.repeat, best)

@@ -46,7 +46,7 @@ class Settings:
     max_queue: int = 256
     fill_cooldown_rate: int = 5
     fill_cooldown_seconds: float = 10.0
-    guild_max_concurrent_fills: int = 8
+    guild_max_queued_fills: int = 64
     model_set_cooldown_seconds: float = 30.0
     max_model_parameters: int = 600_000_000
     load_timeout_seconds: float = 600.0
@@ -101,12 +101,12 @@ class Settings:
             log_level=_choice(get, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
             dev_guild_id=_optional_int(get, "DEV_GUILD_ID", minimum=1),
             max_batch_size=_int(get, "MAX_BATCH_SIZE", 32, minimum=1),
-            precision=_choice(get, "PRECISION", "fp32", ("fp32", "bf16", "int8", "fp16")),
+            precision=_choice(get, "PRECISION", "fp32", ("fp32", "bf16", "int8", "fp16", "auto")),
             torch_threads=_int(get, "TORCH_THREADS", 0, minimum=0),
             max_queue=_int(get, "MAX_QUEUE", 256, minimum=1),
             fill_cooldown_rate=_int(get, "FILL_COOLDOWN_RATE", 5, minimum=1),
             fill_cooldown_seconds=_float(get, "FILL_COOLDOWN_SECONDS", 10.0),
-            guild_max_concurrent_fills=_int(get, "GUILD_MAX_CONCURRENT_FILLS", 8, minimum=1),
+            guild_max_queued_fills=_int(get, "GUILD_MAX_QUEUED_FILLS", 64, minimum=1),
             model_set_cooldown_seconds=_float(get, "MODEL_SET_COOLDOWN_SECONDS", 30.0),
             max_model_parameters=_int(get, "MAX_MODEL_PARAMETERS", 600_000_000, minimum=1),
             load_timeout_seconds=_positive_float(get, "LOAD_TIMEOUT_SECONDS", 600.0),

@@ -35,6 +35,7 @@ def build_registry(settings: Settings) -> ModelRegistry:
         max_loaded=settings.max_loaded_models,
         max_batch_size=settings.max_batch_size,
         max_queue=settings.max_queue,
+        max_queued_per_tenant=settings.guild_max_queued_fills,
         load_timeout=settings.load_timeout_seconds,
     )
 
@@ -70,7 +71,6 @@ async def running_service(
         guild_settings,
         default_model=settings.default_model,
         policy=settings.checkpoint_policy,
-        max_concurrent_per_guild=settings.guild_max_concurrent_fills,
     )
     if preload:
         backend.preload(service.default_model)

@@ -30,7 +30,7 @@ async def test_stats_are_for_the_owner_only(harness: BotOnFakeDiscord) -> None:
     body = await fake.wait_for_message(titled("Bot statistics"), token=token)
     text = embed_text(body)
     assert "3 answered" in text and "p50" in text and "p95" in text and "(3 requests)" in text
-    assert "MiB" in text and "bert-checkpoint" in text
+    assert "MiB" in text and "bert-checkpoint" in text and " fp32 · " in text
     assert body.get("flags", 0) & (1 << 6)  # ephemeral
 
 

@@ -60,22 +60,24 @@ async def test_model_set_cooldown_and_a_failed_set_does_not_count(
     assert "Slow down" in embed_text(refused)
 
 
-async def test_server_concurrency_bound_answers_busy(tmp_path: Path, bert_checkpoint: Path) -> None:
+async def test_a_full_server_share_answers_busy_and_the_rest_are_answered(tmp_path: Path, bert_checkpoint: Path) -> None:
     from bot.inference.registry import ModelRegistry
     from tests.discord_helpers import SlowLoader
 
-    settings = make_settings(tmp_path, bert_checkpoint, guild_max_concurrent_fills=2)
+    settings = make_settings(tmp_path, bert_checkpoint, guild_max_queued_fills=2)
     async with FakeDiscord() as fake:
-        bot = FillMaskBot(settings, registry=ModelRegistry(SlowLoader(2.0), max_loaded=1))
+        bot = FillMaskBot(settings, registry=ModelRegistry(SlowLoader(2.0), max_loaded=1, max_queued_per_tenant=2))
         await start_bot(bot)
         try:
+            # All three wait for the load, then reach the queue together: the share holds two.
             for user in (fake.member_id, fake.admin_id, fake.owner_id):
                 await fake.send_message(user, "!fill the cat sat on the <mask> .")
-            busy = await fake.wait_for_message(titled("⚠️"))
-            assert "busy" in embed_text(busy).lower()
-            await fake.wait_for(lambda r: len([m for m in fake.messages_sent() if titled("⏳")(m)]) >= 2, timeout=20)
-            await fake.wait_for(lambda r: len([m for m in fake.messages_sent() if titled("Fill-mask")(m)]) >= 2, timeout=30)
-            assert len([m for m in fake.messages_sent() if titled("⏳")(m)]) == 2  # the third was never started
+            busy = await fake.wait_for_message(titled("⚠️"), timeout=30)
+            assert "This server already has a lot of requests waiting" in embed_text(busy)
+            await fake.wait_for(lambda r: len([m for m in fake.messages.values() if titled("Fill-mask")(m)]) >= 2, timeout=30)
+            final = [m for m in fake.messages.values() if m.get("embeds")]
+            assert len(final) == 3  # each notice became its answer; nothing left loading
+            assert sorted(m["embeds"][0]["title"].split()[0] for m in final) == ["Fill-mask", "Fill-mask", "⚠️"]
         finally:
             await stop_bot(bot)
 

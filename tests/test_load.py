@@ -111,7 +111,7 @@ async def test_fifty_users_for_a_minute(tmp_path: Path, bert_checkpoint: Path) -
         device="cpu",
     )
     # Production limits, not the tests' usual "no cooldown".
-    assert (settings.fill_cooldown_rate, settings.fill_cooldown_seconds, settings.guild_max_concurrent_fills) == (5, 10.0, 8)
+    assert (settings.fill_cooldown_rate, settings.fill_cooldown_seconds, settings.guild_max_queued_fills) == (5, 10.0, 64)
     rng = random.Random(SEED)
 
     async with FakeDiscord() as fake:

@@ -190,7 +190,10 @@ async def test_a_newer_command_supersedes_a_slow_switch(
             answered = embed_text(await fake.wait_for_message(titled("✅"), after=mark, timeout=20))
             assert str(bert_checkpoint) in answered or "default" in answered
 
-            # The slow switch says at once that it lost, and never claims success later.
+            # The slow switch says that it lost before its load lands, and never claims success later.
+            deadline = time.monotonic() + 1.5
+            while "⏳" in notice_now(fake, slow_notice) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
             text = notice_now(fake, slow_notice)
             assert "Model not changed" in text and "newer" in text, text
             await asyncio.sleep(3.5)  # the slow load lands meanwhile

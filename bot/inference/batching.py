@@ -1,9 +1,20 @@
-"""Serving one model to many concurrent callers.
+"""Serving one model to many concurrent callers, fairly between servers.
 
-Requests wait in a queue; a single worker task takes *whatever is waiting* when the model
-becomes free (up to ``max_batch_size``) and answers it with one forward pass on the model's
-own thread. There is no waiting window, so a lone request at idle goes straight through,
-while a burst is answered in a few batched passes instead of one pass per request.
+Requests wait in one queue per tenant (a server). A single worker task takes *whatever is
+waiting* when the model becomes free and answers it with one forward pass on the model's own
+thread. There is no waiting window, so a lone request at idle goes straight through, while a
+burst is answered in a few batched passes instead of one pass per request.
+
+Fairness is plain round robin over the tenants with something waiting: each pass takes one
+request from each tenant in turn until the batch is full, and the next pass starts with the
+tenant after the last one served. A server flooding the bot therefore fills the batches only
+when nobody else is waiting, and a lone request from another server rides in the very next
+pass: it waits at most the pass under way plus its own. Weighting by waiting time (deficit round
+robin) would buy nothing here, because every request costs about the same (one short sentence).
+
+Each tenant may have ``max_queued_per_tenant`` requests outstanding and the model ``max_queue``
+in all; beyond that a request is refused at once with :class:`BusyError` and an estimate of
+when there will be room, never left to wait unboundedly.
 
 The model's thread is its only one: a tokenizer must not be used concurrently (tokenizers
 #537), and inference must never run on the event loop.
@@ -15,6 +26,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections import Counter, OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -26,6 +38,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_QUEUE = 256
+DEFAULT_MAX_QUEUED_PER_TENANT = 64
+# A lone tenant's burst is regrouped by length over at most this many batches' worth.
+_DRAIN_FACTOR = 4
 
 
 @dataclass(slots=True)
@@ -34,21 +49,79 @@ class _Pending:
     future: asyncio.Future[FillResult]
 
 
-class BatchingModel:
-    """A :class:`MaskedLM` behind a request queue, usable from any coroutine."""
+class _FairQueue:
+    """Per-tenant FIFO queues served round robin."""
 
-    def __init__(self, lm: MaskedLM, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
-        if max_batch_size < 1 or max_queue < 1:
-            raise ValueError("max_batch_size and max_queue must be at least 1")
+    def __init__(self) -> None:
+        self._queues: OrderedDict[int | None, deque[_Pending]] = OrderedDict()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def tenants(self) -> int:
+        """How many tenants have something waiting."""
+        return len(self._queues)
+
+    def put(self, pending: _Pending) -> None:
+        self._queues.setdefault(pending.request.tenant, deque()).append(pending)
+        self._size += 1
+
+    def take(self, limit: int) -> list[_Pending]:
+        """Up to ``limit`` requests, one per tenant in turn, oldest first within a tenant."""
+        taken: list[_Pending] = []
+        while len(taken) < limit and self._queues:
+            for tenant in list(self._queues):
+                queue = self._queues[tenant]
+                taken.append(queue.popleft())
+                # The next turn starts after this tenant: whoever was not reached goes first.
+                self._queues.move_to_end(tenant)
+                if not queue:
+                    del self._queues[tenant]
+                if len(taken) == limit:
+                    break
+        self._size -= len(taken)
+        return taken
+
+    def put_back(self, pending: list[_Pending]) -> None:
+        """Return requests taken but not run, ahead of their tenants' newer ones, first in line."""
+        for item in reversed(pending):
+            tenant = item.request.tenant
+            if tenant not in self._queues:
+                self._queues[tenant] = deque()
+            self._queues[tenant].appendleft(item)
+            self._queues.move_to_end(tenant, last=False)
+        self._size += len(pending)
+
+
+class BatchingModel:
+    """A :class:`MaskedLM` behind a fair request queue, usable from any coroutine."""
+
+    def __init__(
+        self,
+        lm: MaskedLM,
+        *,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        max_queued_per_tenant: int = DEFAULT_MAX_QUEUED_PER_TENANT,
+    ) -> None:
+        if max_batch_size < 1 or max_queue < 1 or max_queued_per_tenant < 1:
+            raise ValueError("max_batch_size, max_queue and max_queued_per_tenant must be at least 1")
         self.lm = lm
         self.max_batch_size = max_batch_size
         self.max_queue = max_queue
-        # Requests accepted and not yet answered (queued or in the forward pass).
+        self.max_queued_per_tenant = max_queued_per_tenant
+        # Requests accepted and not yet answered (queued or in the forward pass), in all and per tenant.
         self.outstanding = 0
+        self._outstanding_per_tenant: Counter[int | None] = Counter()
         # Moving average of model time per request, for "try again in N s".
         self.seconds_per_request = 0.05
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{lm.name[-20:]}")
-        self._queue: asyncio.Queue[_Pending] | None = None
+        self._waiting = _FairQueue()
+        self._work_ready: asyncio.Event | None = None
+        # Set while nothing is waiting or being answered (what aclose waits for).
+        self._drained: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
         self.requests_served = 0
@@ -63,34 +136,51 @@ class BatchingModel:
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize() if self._queue is not None else 0
+        return len(self._waiting)
+
+    def outstanding_for(self, tenant: int | None) -> int:
+        return self._outstanding_per_tenant[tenant]
 
     async def fill(self, request: FillRequest) -> FillResult:
-        """Answer ``request``; raises its :class:`FillMaskError` if it is invalid."""
+        """Answer ``request``; raises its :class:`FillMaskError` if it is invalid, or
+        :class:`BusyError` if its tenant's share or the whole queue is full."""
         if self._closed:
             raise ModelClosedError()
+        tenant = request.tenant
+        if self._outstanding_per_tenant[tenant] >= self.max_queued_per_tenant:
+            # Round robin serves this tenant about once per batch while others wait too.
+            raise BusyError(self._estimate(self._outstanding_per_tenant[tenant]), own_share=True)
         if self.outstanding >= self.max_queue:
-            raise BusyError(self.outstanding * self.seconds_per_request)
+            raise BusyError(self._estimate(self.outstanding))
         loop = asyncio.get_running_loop()
         self._ensure_worker()
-        assert self._queue is not None
+        assert self._work_ready is not None and self._drained is not None
         started = time.perf_counter()
         pending = _Pending(request, loop.create_future())
-        self._queue.put_nowait(pending)
+        self._waiting.put(pending)
+        self._drained.clear()
+        self._work_ready.set()
         self.outstanding += 1
+        self._outstanding_per_tenant[tenant] += 1
         try:
             result = await pending.future
         finally:
             self.outstanding -= 1
+            self._outstanding_per_tenant[tenant] -= 1
+            if not self._outstanding_per_tenant[tenant]:
+                del self._outstanding_per_tenant[tenant]
         # Report what the caller waited (queue included), not just the batch's compute time.
         return dataclasses.replace(result, elapsed=time.perf_counter() - started)
+
+    def _estimate(self, ahead: int) -> float:
+        return ahead * self.seconds_per_request
 
     async def aclose(self) -> None:
         """Answer what is queued, then stop the worker and the model's thread."""
         self._closed = True
         if self._worker is not None and not self._worker.done():
-            assert self._queue is not None
-            await self._queue.join()
+            assert self._drained is not None
+            await self._drained.wait()
             self._worker.cancel()
             try:
                 await self._worker
@@ -102,23 +192,37 @@ class BatchingModel:
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
-            # The queue belongs to the running loop: recreate both if the loop changed.
-            self._queue = asyncio.Queue()
+            # The events belong to the running loop: recreate them with the worker if the loop changed.
+            self._work_ready = asyncio.Event()
+            self._drained = asyncio.Event()
             self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"batch-worker:{self.name}")
 
     async def _work(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+        assert self._work_ready is not None and self._drained is not None
+        ready, drained = self._work_ready, self._drained
         while True:
-            waiting = [await queue.get()]
-            while len(waiting) < self.max_batch_size * _DRAIN_FACTOR and not queue.empty():
-                waiting.append(queue.get_nowait())
-            try:
-                for batch in _length_buckets(waiting, self.max_batch_size):
-                    await self._run_batch(batch)
-            finally:
-                for _ in waiting:
-                    queue.task_done()
+            if not len(self._waiting):
+                drained.set()
+                ready.clear()
+                await ready.wait()
+            await self._run_batch(self._next_batch())
+
+    def _next_batch(self) -> list[_Pending]:
+        """One fair batch; a lone tenant's burst is regrouped by length first.
+
+        With several tenants waiting, a batch is one round-robin take, so a newcomer rides in
+        the next pass. With one, a few batches' worth is taken and regrouped by length (less
+        padding); the group with the oldest request runs and the rest go back to the head of
+        the line, where the next pass takes them fairly with anyone who arrived meanwhile.
+        """
+        if self._waiting.tenants > 1:
+            return self._waiting.take(self.max_batch_size)
+        taken = self._waiting.take(self.max_batch_size * _DRAIN_FACTOR)
+        oldest = taken[0]
+        batch = next(b for b in _length_buckets(taken, self.max_batch_size) if any(p is oldest for p in b))
+        chosen = {id(p) for p in batch}
+        self._waiting.put_back([p for p in taken if id(p) not in chosen])
+        return batch
 
     async def _run_batch(self, batch: list[_Pending]) -> None:
         live = [p for p in batch if not p.future.done()]  # skip callers that gave up
@@ -145,10 +249,6 @@ class BatchingModel:
             else:
                 pending.future.set_result(outcome)
         self.requests_served += len(live)
-
-
-# A burst is drained up to this many batches at once, so that it can be regrouped by length.
-_DRAIN_FACTOR = 4
 
 
 def _length_buckets(waiting: list[_Pending], max_batch_size: int) -> list[list[_Pending]]:

@@ -79,9 +79,15 @@ class BusyError(FillMaskError):
 
     title = "Busy"
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, *, own_share: bool = False) -> None:
         self.retry_after = retry_after
-        super().__init__(f"I'm busy with a lot of requests right now: please try again in {max(1, round(retry_after))} s.")
+        self.own_share = own_share
+        wait = max(1, round(retry_after))
+        if own_share:
+            message = f"This server already has a lot of requests waiting: please try again in {wait} s."
+        else:
+            message = f"I'm busy with a lot of requests right now: please try again in {wait} s."
+        super().__init__(message)
 
 
 class ModelClosedError(FillMaskError):

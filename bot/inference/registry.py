@@ -24,7 +24,7 @@ from typing import Protocol, TypeVar
 
 import torch
 
-from bot.inference.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE, BatchingModel
+from bot.inference.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUED_PER_TENANT, BatchingModel
 from bot.inference.checkpoint_policy import shown
 from bot.inference.errors import CheckpointLoadError
 from bot.inference.masked_lm import MaskedLM
@@ -55,6 +55,7 @@ class ModelRegistry:
         max_loaded: int = 2,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_queued_per_tenant: int = DEFAULT_MAX_QUEUED_PER_TENANT,
         load_lease: float = DEFAULT_LOAD_LEASE,
         load_timeout: float = DEFAULT_LOAD_TIMEOUT,
     ) -> None:
@@ -66,6 +67,7 @@ class ModelRegistry:
         self.max_loaded = max_loaded
         self.max_batch_size = max_batch_size
         self.max_queue = max_queue
+        self.max_queued_per_tenant = max_queued_per_tenant
         self._loaded: OrderedDict[str, BatchingModel] = OrderedDict()
         self._loading: dict[str, asyncio.Task[BatchingModel]] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -105,7 +107,7 @@ class ModelRegistry:
 
     def loaded_models(self) -> list[LoadedModel]:
         return [
-            LoadedModel(name, model.lm.memory_bytes, model.queue_depth, model.requests_served)
+            LoadedModel(name, model.lm.memory_bytes, model.queue_depth, model.requests_served, model.lm.precision)
             for name, model in self._loaded.items()
         ]
 
@@ -144,7 +146,9 @@ class ModelRegistry:
             self._progress.pop(reference, None)
             gc.collect()  # whatever the failed load allocated goes now, not at some later GC
             raise
-        model = BatchingModel(lm, max_batch_size=self.max_batch_size, max_queue=self.max_queue)
+        model = BatchingModel(
+            lm, max_batch_size=self.max_batch_size, max_queue=self.max_queue, max_queued_per_tenant=self.max_queued_per_tenant
+        )
         self.load_seconds[reference] = time.perf_counter() - started
         self._loaded[reference] = model
         self._loading.pop(reference, None)

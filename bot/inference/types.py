@@ -28,6 +28,9 @@ class FillRequest:
     top_k: int = DEFAULT_TOP_K
     # None means "the whole vocabulary"; otherwise only these words are scored.
     targets: tuple[str, ...] | None = None
+    # Whose request this is (a server id; None for direct messages): the batcher shares each
+    # batch fairly between tenants and bounds how many each may have waiting.
+    tenant: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ class LoadedModel:
     memory_bytes: int
     queue_depth: int
     requests_served: int
+    precision: str = "fp32"  # what it runs in (PRECISION=auto decides per checkpoint)
 
 
 class FillModel(Protocol):

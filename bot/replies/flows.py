@@ -37,24 +37,20 @@ async def fill_flow(
     top_k: int | None = None,
     targets: str | None = None,
 ) -> AsyncGenerator[Update, None]:
-    """A loading notice if the server's checkpoint is not loaded yet, then the predictions.
-
-    Raises :class:`~bot.service.fill_mask_service.ServerBusyError` before anything is shown
-    when the server already has its share of fills in flight.
-    """
-    async with service.fill_slot(guild_id):
-        if not await service.is_ready(guild_id):
-            yield Update(loading_reply(await service.checkpoint_for(guild_id)))
-        try:
-            answer = await service.answer(guild_id, text, top_k=top_k, targets=targets)
-        except FillMaskError as exc:
-            reply = with_revocation_note(
-                error_reply(str(exc), title=exc.title), service.take_revocation_notice(guild_id), service.default_model
-            )
-            yield Update(reply, succeeded=False)
-            return
-        revoked = service.take_revocation_notice(guild_id)
-        yield Update(with_revocation_note(fill_result_reply(answer.result, answer.typed_text), revoked, service.default_model))
+    """A loading notice if the server's checkpoint is not loaded yet, then the predictions
+    (or why not: a refusal, "busy" when the server's share of the queue is full, ...)."""
+    if not await service.is_ready(guild_id):
+        yield Update(loading_reply(await service.checkpoint_for(guild_id)))
+    try:
+        answer = await service.answer(guild_id, text, top_k=top_k, targets=targets)
+    except FillMaskError as exc:
+        reply = with_revocation_note(
+            error_reply(str(exc), title=exc.title), service.take_revocation_notice(guild_id), service.default_model
+        )
+        yield Update(reply, succeeded=False)
+        return
+    revoked = service.take_revocation_notice(guild_id)
+    yield Update(with_revocation_note(fill_result_reply(answer.result, answer.typed_text), revoked, service.default_model))
 
 
 async def switch_flow(

@@ -64,7 +64,7 @@ def stats_reply(stats: StatsSnapshot, servers: int) -> Reply:
     loaded = [
         rich(
             Code(model.checkpoint, 80),
-            f" {model.memory_bytes / 2**20:.0f} MiB · queue {model.queue_depth} · {model.requests_served} served",
+            f" {model.precision} · {model.memory_bytes / 2**20:.0f} MiB · queue {model.queue_depth} · {model.requests_served} served",
         )
         for model in stats.loaded
     ]

@@ -9,10 +9,8 @@ can act on, and renders nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -58,7 +56,6 @@ T = TypeVar("T")
 MAX_TEXT_CHARS = 4000
 # Progress of a long `model set` is reported at most this often (seconds).
 PROGRESS_INTERVAL = 1.0
-DEFAULT_MAX_CONCURRENT_PER_GUILD = 8
 
 
 class SettingsUnavailableError(FillMaskError):
@@ -95,13 +92,6 @@ class _PendingSwitch:
     """A ``model set`` under way; a newer command for the same server sets ``superseded``."""
 
     superseded: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class ServerBusyError(FillMaskError):
-    title = "Busy"
-
-    def __init__(self) -> None:
-        super().__init__("I'm busy with this server's other requests; try again in a few seconds.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,18 +134,15 @@ class FillMaskService:
         default_model: str,
         policy: CheckpointPolicy | None = None,
         max_masks: int = MAX_MASKS,
-        max_concurrent_per_guild: int = DEFAULT_MAX_CONCURRENT_PER_GUILD,
     ) -> None:
         self.registry = registry
         self.store = store
         self.default_model = canonical_reference(default_model)
         self.policy = policy if policy is not None else CheckpointPolicy()
         self.max_masks = max_masks
-        self.max_concurrent_per_guild = max_concurrent_per_guild
         self.stats = RequestStats()
         # Model cards change rarely: bounded, ten minutes, one Hub request per name at a time.
         self.model_cards = ModelCardCache()
-        self._fills_in_flight: Counter[int | None] = Counter()
         self._switches: dict[int, _PendingSwitch] = {}
         # Set once the bot is stopping: nothing waits for a load any more.
         self._restarting = asyncio.Event()
@@ -244,21 +231,6 @@ class FillMaskService:
 
     # -- fill ------------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def fill_slot(self, guild_id: int | None) -> AsyncIterator[None]:
-        """Hold one of the server's concurrent fills; refuses with :class:`ServerBusyError` when
-        the server already has ``max_concurrent_per_guild`` in flight."""
-        if self._fills_in_flight[guild_id] >= self.max_concurrent_per_guild:
-            self.stats.record_failure()
-            raise ServerBusyError()
-        self._fills_in_flight[guild_id] += 1
-        try:
-            yield
-        finally:
-            self._fills_in_flight[guild_id] -= 1
-            if not self._fills_in_flight[guild_id]:
-                del self._fills_in_flight[guild_id]
-
     async def fill(
         self,
         guild_id: int | None,
@@ -304,7 +276,8 @@ class FillMaskService:
             raise NoMaskError(model.mask_token)
         if masks > self.max_masks:
             raise TooManyMasksError(masks, self.max_masks)
-        request = FillRequest(text=text, top_k=k, targets=wanted)
+        # The server is the tenant: the batcher shares batches fairly between servers.
+        request = FillRequest(text=text, top_k=k, targets=wanted, tenant=guild_id)
         try:
             try:
                 result = await model.fill(request)
