@@ -11,13 +11,14 @@ import argparse
 import asyncio
 import logging
 import logging.handlers
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.inference.types import DEFAULT_TOP_K, MAX_TOP_K
-from bot.logs import LOG_FORMAT, configure_log_file
+from bot.logs import LOG_FORMAT, configure_log_file, route_library_logs
 from bot.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in (None, "run") and not settings.discord_token:
         print(NO_TOKEN, file=sys.stderr)  # before importing torch: say it at once
         return 2
+    route_library_logs()  # after the token check: it imports the libraries
     from bot.inference.loading import configure_threads
 
     log.info("torch uses %d thread(s)", configure_threads(settings.torch_threads))
@@ -113,11 +115,26 @@ def main(argv: list[str] | None = None) -> int:
             from bot.adapters.console import run_console
 
             asyncio.run(run_console(settings))
-            return 0
-        asyncio.run(run_bot(settings))
+        else:
+            asyncio.run(run_bot(settings))
     except KeyboardInterrupt:
         log.info("stopped")
+    _exit_past_stuck_loads()
     return 0
+
+
+def _exit_past_stuck_loads() -> None:
+    """Leave now if a checkpoint load is stuck in a read that never returns (a hung mount):
+    the interpreter would wait for its thread forever. Everything else is closed by now."""
+    from bot.inference.registry import loads_still_running
+
+    stuck = loads_still_running()
+    if stuck:
+        log.warning("%d checkpoint load(s) still stuck in a read; exiting without waiting for them", stuck)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -42,3 +42,25 @@ def configure_log_file(path: str | os.PathLike[str], *, logger: logging.Logger |
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     target.addHandler(handler)
     return handler
+
+
+def route_library_logs() -> None:
+    """huggingface_hub's and transformers' output through the bot's logging, once, without bars.
+
+    Both libraries attach a handler of their own to their root logger, so their records were
+    printed by it and again by ours (huggingface_hub propagates as well); tqdm bars belong on
+    a terminal, not in a service log. Their records now propagate to the root logger only, and
+    download progress is reported by the bot itself.
+    """
+    import huggingface_hub.utils
+    import transformers.utils.logging as transformers_logging
+
+    for name in ("huggingface_hub", "transformers"):
+        library = logging.getLogger(name)
+        for handler in list(library.handlers):
+            library.removeHandler(handler)
+        library.propagate = True
+    transformers_logging.disable_default_handler()
+    transformers_logging.enable_propagation()
+    transformers_logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()

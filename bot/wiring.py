@@ -78,5 +78,6 @@ async def running_service(
         yield service
     finally:
         await service.model_cards.close()
+        await service.hub_search.close()
         await backend.aclose()
         await guild_settings.close()

@@ -8,7 +8,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.discord_helpers import BotOnFakeDiscord
+    from tests.fakehub import FakeHub
 
 from tests.checkpoints import (
     build_bert_checkpoint,
@@ -66,3 +67,16 @@ async def harness(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[BotOnF
         await bot.registry.get(bot.service.default_model)  # ready before the test speaks
         yield BotOnFakeDiscord(fake, bot, settings)
         await stop_bot(bot)
+
+
+@pytest.fixture
+def fake_hub(tmp_path: Path) -> Iterator[FakeHub]:
+    """A started Hugging Face Hub stand-in (tests/fakehub), the real clients online against it.
+
+    For this test only: HF_ENDPOINT is the stand-in, a fresh HF_HOME/HF_HUB_CACHE under tmp_path,
+    DISABLE_SAFETENSORS_CONVERSION=1, short download timeouts; offline mode and all else come back after.
+    """
+    from tests.fakehub import FakeHub, point_clients_at
+
+    with FakeHub() as hub, point_clients_at(hub.url, tmp_path / "hf-home"):
+        yield hub

@@ -68,15 +68,19 @@ class SlowLoader:
 
 class HangingLoader:
     """The real loader, except that the given folders never finish loading: a read that never
-    returns (a hung network mount), as the loader thread would see it."""
+    returns (a hung network mount), as the loader thread would see it. ``release()`` ends the
+    read (at a test's end, so that the test process can exit)."""
 
     def __init__(self, hanging: Iterable[Path | str]) -> None:
         self.hanging = {str(Path(p).resolve()) for p in hanging}
         self.started: set[str] = set()
-        self.release = threading.Event()  # never set by the tests: the read hangs for good
+        self._released = threading.Event()
 
     def __call__(self, reference: str, *, progress: Any = None) -> MaskedLM:
         if reference in self.hanging:
             self.started.add(reference)
-            self.release.wait()
+            self._released.wait()
         return load_masked_lm(reference, progress=progress)
+
+    def release(self) -> None:
+        self._released.set()

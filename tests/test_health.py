@@ -37,7 +37,7 @@ MAX_AGE = 5.0  # generous: a slow CI machine must not make a fresh file look sta
 
 
 class StandInBot:
-    """What ``bot_state`` reads from a ``FillMaskBot`` (is_ready, is_closed, default_model_loaded),
+    """What ``bot_state`` reads from a ``FillMaskBot`` (is_ready, is_closed, default_model_loaded/progress),
     answered by a real service on a real registry."""
 
     def __init__(self, registry: ModelRegistry, default_model: str) -> None:
@@ -50,6 +50,9 @@ class StandInBot:
 
     def is_closed(self) -> bool:
         return self.closed
+
+    def default_model_progress(self) -> str | None:
+        return self.service.default_model_progress()
 
     def default_model_loaded(self) -> bool:
         return self.service.default_model_has_loaded()
@@ -120,12 +123,12 @@ async def test_default_model_unloaded_after_loading_still_counts_as_loaded(bert_
     reference = str(bert_checkpoint)
     bot = StandInBot(registry, reference)
     try:
-        assert bot_state(bot) == {"connected": True, "default_model_loaded": False}
+        assert bot_state(bot) == {"connected": True, "default_model_loaded": False, "default_model_progress": None}
         await registry.get(reference)
-        assert bot_state(bot) == {"connected": True, "default_model_loaded": True}
+        assert bot_state(bot) == {"connected": True, "default_model_loaded": True, "default_model_progress": None}
         assert registry.evict(reference)  # what loading a server's other checkpoint does
         assert registry.loaded == []
-        assert bot_state(bot) == {"connected": True, "default_model_loaded": True}
+        assert bot_state(bot) == {"connected": True, "default_model_loaded": True, "default_model_progress": None}
     finally:
         await registry.aclose()
 
@@ -135,7 +138,7 @@ def test_bot_state_before_setup_hook_has_no_service(tmp_path: Path, bert_checkpo
     from tests.discord_helpers import make_settings
 
     bot = FillMaskBot(make_settings(tmp_path, bert_checkpoint))
-    assert bot_state(bot) == {"connected": False, "default_model_loaded": False}
+    assert bot_state(bot) == {"connected": False, "default_model_loaded": False, "default_model_progress": None}
 
 
 def test_stale_missing_and_broken_files_are_unhealthy(tmp_path: Path) -> None:
@@ -145,13 +148,13 @@ def test_stale_missing_and_broken_files_are_unhealthy(tmp_path: Path) -> None:
     assert health_main(["--file", str(path)]) == 1
 
     now = time.time()
-    write_heartbeat(path, {"connected": True, "default_model_loaded": True}, now=now - 100)
+    write_heartbeat(path, {"connected": True, "default_model_loaded": True, "default_model_progress": None}, now=now - 100)
     ok, reason = check_health(path, 45)
     assert not ok and "stale" in reason and "100 s" in reason
     assert health_main(["--file", str(path)]) == 1  # default max age: 3 x 15 s
     assert health_main(["--file", str(path), "--max-age", "200"]) == 0
 
-    write_heartbeat(path, {"connected": True, "default_model_loaded": True}, now=now - 10)
+    write_heartbeat(path, {"connected": True, "default_model_loaded": True, "default_model_progress": None}, now=now - 10)
     assert check_health(path, 45)[0]
     assert health_main(["--file", str(path)]) == 0
 
@@ -169,7 +172,7 @@ def test_health_main_reads_health_file_and_interval_from_the_environment(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "beat.json"
-    write_heartbeat(path, {"connected": True, "default_model_loaded": True}, now=time.time() - 20)
+    write_heartbeat(path, {"connected": True, "default_model_loaded": True, "default_model_progress": None}, now=time.time() - 20)
     assert health_main([], env={"HEALTH_FILE": str(path)}) == 0  # 20 s < 3 x 15 s
     assert capsys.readouterr().out.startswith("healthy")
     assert health_main([], env={"HEALTH_FILE": str(path), "HEALTH_INTERVAL": "5"}) == 1  # 20 s > 3 x 5 s
@@ -192,7 +195,7 @@ async def test_a_failed_write_is_logged_once_and_the_heartbeat_keeps_going(
     def state() -> dict[str, bool]:
         nonlocal calls
         calls += 1
-        return {"connected": True, "default_model_loaded": True}
+        return {"connected": True, "default_model_loaded": True, "default_model_progress": None}
 
     with caplog.at_level(logging.WARNING, logger="bot.adapters.health"):
         task = asyncio.create_task(run_heartbeat(blocker / "health.json", BEAT, state))
@@ -212,7 +215,7 @@ def test_python_m_bot_health_module_runs_without_importing_torch(tmp_path: Path)
 
     missing = run("-m", "bot.adapters.health")
     assert missing.returncode == 1 and "no health file" in missing.stdout
-    write_heartbeat(path, {"connected": True, "default_model_loaded": True})
+    write_heartbeat(path, {"connected": True, "default_model_loaded": True, "default_model_progress": None})
     fine = run("-m", "bot.adapters.health")
     assert fine.returncode == 0 and fine.stdout.startswith("healthy"), fine.stderr
     # The check runs every 30 s next to the bot: it must not pull in torch (~1.5 s, ~200 MB).

@@ -1,4 +1,4 @@
-"""Model cards: parsing strangers' README.md files, loading them (Hub mocked), and the reply card."""
+"""Model cards: parsing strangers' README.md files, loading them (from the Hub stand-in or mocked), and the reply card."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from bot.service.model_cards import (
     split_front_matter,
 )
 from tests.card_limits import assert_card_within_limits
+from tests.fakehub import FakeHub
 
 # In the style of camembert-base's card on the Hub (YAML header, an introduction, a table,
 # usage code, then a section on limitations).
@@ -502,23 +503,20 @@ def test_hub_failures_become_plain_words(monkeypatch: pytest.MonkeyPatch, make_e
     assert "https://huggingface.co/camembert-base" in card.description
 
 
-def test_hub_card_is_downloaded_and_parsed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text(CAMEMBERT_STYLE, encoding="utf-8")
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo_id, filename, **kw: str(readme))
+def test_hub_card_is_downloaded_and_parsed(fake_hub: FakeHub, tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "camembert"}', encoding="utf-8")
+    fake_hub.add_repo("almanach/camembert-base", tmp_path, card=CAMEMBERT_STYLE)
     info = load_model_card("almanach/camembert-base", local=False)
     assert (info.source, info.license, info.datasets) == ("hub", "mit", ("oscar",))
-    assert info.url == "https://huggingface.co/almanach/camembert-base"
+    assert info.url == "https://huggingface.co/almanach/camembert-base"  # the page's address, whatever the endpoint
+    assert [r.path for r in fake_hub.find(method="GET")] == ["/almanach/camembert-base/resolve/main/README.md"]
 
 
-def test_invalid_hub_id_is_not_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
-    def download(*args: object, **kwargs: object) -> str:
-        raise AssertionError("must not be called")
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+def test_invalid_hub_id_is_not_fetched(fake_hub: FakeHub) -> None:
     for name in ("../etc/passwd", "a b", "", "x" * 300):
         info = load_model_card(name, local=False)
         assert info.source == "none" and info.problem and info.url is None
+    assert fake_hub.requests == []
 
 
 def test_offline_hub_without_a_cached_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

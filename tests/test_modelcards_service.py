@@ -8,11 +8,13 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import huggingface_hub
+import huggingface_hub.file_download
+import huggingface_hub.utils._http
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +29,7 @@ from bot.service.model_cards import (
     parse_model_card,
     split_front_matter,
 )
+from tests.fakehub import FakeHub
 
 # The HTTP library huggingface_hub is built on (httpx2 for huggingface_hub 2.x), found the way
 # its errors find it, so these tests need not name it.
@@ -300,75 +303,76 @@ def test_each_hub_failure_is_told_as_what_it_is(make_error: Callable[[], Excepti
     assert is_transient_failure(info) is transient
 
 
+class _HubTime:
+    """The time module as the Hub client sees it, minus the sleeping: its back-off waits are recorded."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
 @pytest.fixture
 def hub_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The Hub client's back-off sleeps, recorded instead of slept."""
-    sleeps: list[float] = []
-    monkeypatch.setattr(huggingface_hub.utils._http.time, "sleep", sleeps.append)
-    return sleeps
+    """The Hub client's back-off sleeps, recorded instead of slept (in its modules only, not the stand-in's)."""
+    fake = _HubTime()
+    monkeypatch.setattr(huggingface_hub.utils._http, "time", fake)
+    monkeypatch.setattr(huggingface_hub.file_download, "time", fake)
+    return fake.sleeps
 
 
-@pytest.fixture
-def hub_answers(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, hub_sleeps: list[float]
-) -> Iterator[list[Callable[[object], object]]]:
-    """The real hf_hub_download, online, against a fake Hub: append a handler (request -> response)."""
-    handlers: list[Callable[[object], object]] = []
-    requests: list[str] = []
-
-    def handle(request: object) -> object:
-        requests.append(f"{request.method} {request.url.path}")  # type: ignore[attr-defined]
-        return handlers[-1](request)
-
-    def client() -> object:
-        # The Hub client's own request hook: it still refuses requests in offline mode.
-        hook = huggingface_hub.utils._http.hf_request_event_hook
-        return HTTP.Client(transport=HTTP.MockTransport(handle), event_hooks={"request": [hook]}, follow_redirects=True)
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    # The client may also fetch (and cache under HF_HOME) a registry of its own.
-    monkeypatch.setattr(huggingface_hub.constants, "AGENT_HARNESSES_PATH", str(tmp_path / "agents.json"), raising=False)
-    huggingface_hub.set_client_factory(client)  # type: ignore[arg-type]
-    try:
-        yield handlers
-    finally:
-        huggingface_hub.set_client_factory(huggingface_hub.utils._http.default_client_factory)
-    assert "HEAD /someone/model/resolve/main/README.md" in requests  # (it may also ask other things)
+CARD = "---\nlanguage: fr\nlicense: mit\n---\nA French model that fills in blanks.\n"
 
 
 @pytest.mark.parametrize(
-    ("status", "headers", "expected"),
+    ("arm", "expected"),
     [
-        (429, {}, "try again in a few minutes"),  # raised as LocalEntryNotFoundError from the 429
-        (503, {}, "having trouble"),
-        (404, {"X-Error-Code": "RepoNotFound"}, "no public model"),
-        (403, {"X-Error-Code": "GatedRepo"}, "gated"),
-        (404, {"X-Error-Code": "EntryNotFound"}, "no card (README.md)"),
-        (401, {}, "no public model"),  # the Hub answers 401 for private and missing repos alike
-        (403, {}, "won't let me"),  # raised as LocalEntryNotFoundError from the 403
+        # Retried, then raised as LocalEntryNotFoundError from the 429 (no Retry-After: the plain back-off).
+        (lambda hub, folder: hub.fail(r"README\.md$", 429, times=None, retry_after=None), "try again in a few minutes"),
+        (lambda hub, folder: hub.fail(r"README\.md$", 503, times=None), "having trouble"),
+        (lambda hub, folder: None, "no public model"),  # no such repo: 401 RepoNotFound
+        # The Hub answers 401 for private and missing repos alike.
+        (lambda hub, folder: hub.add_repo("someone/model", folder, card=CARD, private=True), "no public model"),
+        (lambda hub, folder: hub.add_repo("someone/model", folder, card=CARD, gated=True), "gated"),  # 401 GatedRepo
+        (lambda hub, folder: hub.add_repo("someone/model", folder), "no card (README.md)"),  # 404 EntryNotFound
+        (lambda hub, folder: hub.fail(r"README\.md$", 403, times=None), "won't let me"),  # LocalEntryNotFoundError from the 403
     ],
+    ids=["429", "503", "missing", "private", "gated", "no-readme", "403"],
 )
 def test_hub_download_failures_through_the_real_client(
-    hub_answers: list[Callable[[object], object]], hub_sleeps: list[float], status: int, headers: dict[str, str], expected: str
+    fake_hub: FakeHub, tmp_path: Path, hub_sleeps: list[float], arm: Callable[[FakeHub, Path], object], expected: str
 ) -> None:
-    hub_answers.append(lambda request: HTTP.Response(status, headers=headers))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    arm(fake_hub, folder)
     info = load_model_card("someone/model", local=False)
     assert info.source == "none"
     assert info.problem and expected in info.problem
     # 429 and 5xx are retried with back-off before giving up: a thread held for about 23 s,
     # which is why ModelCardCache keeps such failures for a while (retry_after).
     assert (sum(hub_sleeps) > 10) is is_transient_failure(info)
+    assert fake_hub.find(method="HEAD", path=r"^/someone/model/resolve/main/README\.md$")  # (it may also ask other things)
 
 
-def test_unreachable_hub_through_the_real_client(hub_answers: list[Callable[[object], object]]) -> None:
-    def refuse(request: object) -> object:
-        raise HTTP.ConnectError("connection refused", request=request)  # type: ignore[arg-type]
+def test_a_hub_card_through_the_real_client(fake_hub: FakeHub, tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "camembert"}')
+    fake_hub.add_repo("someone/model", tmp_path, card=CARD)
+    info = load_model_card("someone/model", local=False)
+    assert (info.source, info.license, info.languages) == ("hub", "mit", ("fr",))
+    assert info.summary == "A French model that fills in blanks."
 
-    hub_answers.append(refuse)
+
+def test_unreachable_hub_through_the_real_client(fake_hub: FakeHub, hub_sleeps: list[float]) -> None:
+    fake_hub.stop()  # the clients still point at its port, where nothing listens now
     info = load_model_card("someone/model", local=False)
     assert info.problem and "can't reach the Hugging Face Hub" in info.problem
     assert is_transient_failure(info)
+    assert sum(hub_sleeps) > 10  # a refused connection is retried with the same back-off
 
 
 # -- the cache -------------------------------------------------------------------------------

@@ -5,13 +5,9 @@ from __future__ import annotations
 import itertools
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 from bot.adapters.discord.bot import FillMaskBot
-from bot.inference import loading
 from bot.inference.loading import load_masked_lm
 from bot.inference.masked_lm import MaskedLM
 from bot.inference.progress import LoadProgress, ProgressTracker
@@ -35,46 +31,6 @@ def test_descriptions_and_bars() -> None:
     assert markdown(progress_bar(downloading, width=10)) == "██░░░░░░░░"
     assert "**warming up**" in markdown(progress_bar(LoadProgress("warming up", 3.0)))
     assert LoadProgress("ready", 0.4).describe() == "ready · 0 s"
-
-
-def test_download_bytes_are_reported_as_the_cache_grows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import huggingface_hub
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
-    files = [
-        SimpleNamespace(rfilename="model.safetensors", size=3_000_000),
-        SimpleNamespace(rfilename="config.json", size=1000),
-        SimpleNamespace(rfilename="onnx/model.onnx", size=9_000_000),
-        SimpleNamespace(rfilename="README.md", size=5),
-    ]
-    monkeypatch.setattr(
-        huggingface_hub.HfApi, "model_info", lambda self, repo, files_metadata=False: SimpleNamespace(siblings=files)
-    )
-    asked: list[list[str]] = []
-
-    def fake_snapshot_download(repo: str, allow_patterns: list[str]) -> str:
-        asked.append(allow_patterns)
-        blobs = tmp_path / "models--owner--name" / "blobs"
-        blobs.mkdir(parents=True)
-        with (blobs / "weights.incomplete").open("wb") as handle:
-            for _ in range(6):
-                handle.write(b"\0" * 500_000)
-                handle.flush()
-                time.sleep(0.3)
-        (blobs / "config").write_bytes(b"\0" * 1000)
-        return str(tmp_path)
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    seen: list[LoadProgress] = []
-    loading._download("owner/name", False, ProgressTracker(seen.append))
-    assert asked == [["model.safetensors", "config.json"]]  # no onnx/ sub-folder, no README
-    downloads = [p for p in seen if p.stage == "downloading"]
-    assert all(p.total_bytes == 3_001_000 for p in downloads)
-    done = [p.done_bytes for p in downloads]
-    assert done == sorted(done) and done[-1] == 3_001_000
-    assert len({d for d in done if 0 < d < 3_001_000}) >= 2  # intermediate figures, not just 0 and 100 %
 
 
 class StagedLoader:

@@ -60,10 +60,11 @@ async def notice_id(fake: FakeDiscord, after: int) -> int:
 
 
 async def test_a_hung_load_blocks_nobody_and_is_given_up(
-    tmp_path: Path, bert_checkpoint: Path, camembert_checkpoint: Path
+    tmp_path: Path, bert_checkpoint: Path, camembert_checkpoint: Path, request: pytest.FixtureRequest
 ) -> None:
     stuck = copy_checkpoint(bert_checkpoint, tmp_path / "on-a-hung-mount")
     loader = HangingLoader([stuck])
+    request.addfinalizer(loader.release)
     settings = make_settings(tmp_path, bert_checkpoint, local_model_dirs=(bert_checkpoint.parent, tmp_path))
     registry = ModelRegistry(loader, max_loaded=3, load_lease=1.0, load_timeout=6.0)
     async with FakeDiscord() as fake:
@@ -123,13 +124,15 @@ async def test_a_fifo_weights_file_is_refused_without_reading_it(tmp_path: Path,
 
 
 async def test_shutdown_during_a_hung_switch_edits_the_notice_and_ends(
-    tmp_path: Path, bert_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, bert_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     monkeypatch.setattr(bot_module, "SHUTDOWN_GRACE_SECONDS", 1.0)
     stuck = copy_checkpoint(bert_checkpoint, tmp_path / "hung")
     settings = make_settings(tmp_path, bert_checkpoint, local_model_dirs=(tmp_path,))
+    loader = HangingLoader([stuck])
+    request.addfinalizer(loader.release)
     async with FakeDiscord() as fake:
-        bot = FillMaskBot(settings, registry=ModelRegistry(HangingLoader([stuck])))
+        bot = FillMaskBot(settings, registry=ModelRegistry(loader))
         await start_bot(bot)
         mark = fake.mark()
         await fake.send_message(fake.admin_id, f"!model set {stuck}")

@@ -24,6 +24,7 @@ from bot.replies.info import help_reply, stats_reply
 from bot.replies.markup import plain
 from bot.replies.model_card import model_card_reply
 from bot.replies.model_list import model_list_reply
+from bot.replies.model_search import model_search_reply
 from bot.replies.models import model_changed_reply, model_status_reply, with_revocation_note
 from bot.replies.reply import Reply, error_reply, internal_error_reply
 from bot.service.fill_mask_service import FillMaskService
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 CONSOLE_GUILD_ID = 0
 
-USAGE = "Commands: !fill <sentence with <mask>>, !model show | set <checkpoint> | reset | list | info [checkpoint], !help, !stats, !quit"
+USAGE = "Commands: !fill <sentence with <mask>>, !model show | set <checkpoint> | reset | list | info [checkpoint] | search <words> [language], !help, !stats, !quit"
 
 UNBALANCED_QUOTE = (
     "I couldn't read that: a quote is opened and never closed. Close it, or leave the quotes out, "
@@ -127,12 +128,18 @@ class Console:
         elif action == "list":
             offered = self.service.offered_models()
             self.show(model_list_reply(offered.entries, offered.loaded, offered.default, set_command=f"{self.prefix}model set"))
+        elif action == "search" and args:
+            found = await self.service.search_models(" ".join(args))
+            self.show(model_search_reply(found, set_command=f"{self.prefix}model set"))
         elif action == "info":
             target = await self.service.model_card_target(CONSOLE_GUILD_ID, args[0] if args else None)
             self.show(model_card_reply(await self.service.model_card(target)))
         else:
             self.show(
-                error_reply("Usage: `!model show`, `!model set <checkpoint>`, `!model reset`, `!model list` or `!model info`.")
+                error_reply(
+                    "Usage: `!model show`, `!model set <checkpoint>`, `!model reset`, `!model list`, `!model info` "
+                    "or `!model search <words> [language]`."
+                )
             )
 
 

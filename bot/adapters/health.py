@@ -49,14 +49,22 @@ class HealthSource(Protocol):
 
     def is_closed(self) -> bool: ...
 
+    def default_model_progress(self) -> str | None:
+        """How far the default checkpoint's load has got (``downloading camembert-base: 210 of 445 MB``), while it loads."""
+        ...
+
     def default_model_loaded(self) -> bool:
         """Loaded once since the start (a later eviction to make room is normal operation)."""
         ...
 
 
-def bot_state(bot: HealthSource) -> dict[str, bool]:
-    """``connected`` and ``default_model_loaded`` of a running bot."""
-    return {"connected": bool(bot.is_ready()) and not bot.is_closed(), "default_model_loaded": bot.default_model_loaded()}
+def bot_state(bot: HealthSource) -> dict[str, Any]:
+    """``connected``, ``default_model_loaded`` and the default model's load progress of a running bot."""
+    return {
+        "connected": bool(bot.is_ready()) and not bot.is_closed(),
+        "default_model_loaded": bot.default_model_loaded(),
+        "default_model_progress": bot.default_model_progress(),
+    }
 
 
 def write_heartbeat(path: Path, state: Mapping[str, Any], *, now: float | None = None) -> None:
@@ -69,6 +77,7 @@ def write_heartbeat(path: Path, state: Mapping[str, Any], *, now: float | None =
         "time": time.time() if now is None else now,
         "connected": bool(state.get("connected", False)),
         "default_model_loaded": bool(state.get("default_model_loaded", False)),
+        "default_model_progress": state.get("default_model_progress") or None,
         "pid": os.getpid(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +147,11 @@ def check_health(
     if data.get("connected") is not True:
         problems.append("not connected to Discord")
     if data.get("default_model_loaded") is not True:
-        problems.append("the default model is still loading (or failed to load: see the logs)")
+        progress = data.get("default_model_progress")
+        if isinstance(progress, str) and progress:
+            problems.append(f"the default model is still loading ({progress})")
+        else:
+            problems.append("the default model is still loading (or failed to load: see the logs)")
     if problems:
         return False, "unhealthy: " + "; ".join(problems)
     return True, f"healthy: connected, default model loaded, heartbeat {max(age, 0.0):.0f} s old"

@@ -15,11 +15,11 @@ import logging
 import math
 import os
 import stat
-import threading
 from pathlib import Path
 
 import torch
 
+from bot.inference import hub_download
 from bot.inference.checkpoint_policy import is_local_reference, printable, shown
 from bot.inference.errors import (
     CheckpointLoadError,
@@ -179,78 +179,62 @@ def estimated_parameter_count(config: object) -> int:
     return layers * per_layer + (vocab + positions) * hidden
 
 
-def parameter_count(reference: str, config: object) -> tuple[int, str]:
-    """How many parameters ``reference`` has, and how we know: file headers, Hub metadata, or the config."""
-    if is_local_reference(reference):
-        counted = safetensors_parameter_count(Path(reference))
-        if counted is not None:
-            return counted, "safetensors headers"
-    else:
-        from huggingface_hub import constants, get_safetensors_metadata
-
-        if constants.HF_HUB_OFFLINE:
-            return estimated_parameter_count(config), "config estimate"
-        try:
-            metadata = get_safetensors_metadata(reference)
-            return sum(metadata.parameter_count.values()), "Hub metadata"
-        except Exception as exc:  # offline, no safetensors on the Hub, rate-limited...
-            log.info("no Hub parameter count for %s (%s); estimating from its config", reference, exc)
+def parameter_count(folder: str, config: object) -> tuple[int, str]:
+    """How many parameters the checkpoint in ``folder`` has, and how we know: file headers or the config."""
+    counted = safetensors_parameter_count(Path(folder))
+    if counted is not None:
+        return counted, "safetensors headers"
     return estimated_parameter_count(config), "config estimate"
 
 
-def _download(reference: str, allow_pickle_weights: bool, tracker: ProgressTracker) -> None:
-    """Fetch the files the load needs into the Hub cache, reporting bytes as they arrive.
+def _hub_folder(reference: str, *, allow_pickle_weights: bool, max_parameters: int | None, tracker: ProgressTracker) -> Path:
+    """The cache folder holding what a load of Hub id ``reference`` reads, fetched if need be.
 
-    ``from_pretrained`` then reads them from the cache. Byte progress comes from watching the
-    cache's blob files grow (huggingface_hub reports per-file progress only to its own bars).
-    Offline, or if the Hub cannot be asked, this does nothing and ``from_pretrained`` decides.
+    Judged before any weight byte is fetched: the weights' format, and the parameter count
+    (the Hub's safetensors metadata, else an estimate from ``config.json``). Offline, or with
+    the Hub unavailable, a cached copy is used as it is.
     """
-    from huggingface_hub import HfApi, constants, snapshot_download
+    from huggingface_hub import constants
+    from transformers import AutoConfig
 
     if constants.HF_HUB_OFFLINE:
-        return
-    suffixes = (".json", ".safetensors", ".model", ".txt") + ((".bin",) if allow_pickle_weights else ())
+        cached = hub_download.cached_folder(reference)
+        if cached is None:
+            raise hub_download.HubUnavailableError(
+                f"The bot runs offline (`HF_HUB_OFFLINE=1`) and {shown(reference)} isn't in its cache."
+            )
+        return cached
     try:
-        info = HfApi().model_info(reference, files_metadata=True)
-    except Exception as exc:  # unknown repo, gated, no network: from_pretrained explains it
-        log.info("no file list for %s: %s", reference, exc)
-        return
-    # Top-level files only: sub-folders hold other formats (onnx/, openvino/...) we never load.
-    files = [s for s in info.siblings or [] if "/" not in s.rfilename and s.rfilename.endswith(suffixes)]
-    total = sum(s.size or 0 for s in files)
-    blobs = Path(constants.HF_HUB_CACHE) / f"models--{reference.replace('/', '--')}" / "blobs"
-    stop = threading.Event()
+        checkpoint = hub_download.describe(reference, allow_pickle_weights=allow_pickle_weights)
+    except hub_download.HubUnavailableError:
+        cached = hub_download.cached_folder(reference)
+        if cached is None:
+            raise
+        log.warning("the Hub is unavailable; loading %s from the cache", reference)
+        return cached
+    if max_parameters is not None:
+        count, source = checkpoint.parameters, "Hub metadata"
+        if count is None:
+            config_folder = hub_download.fetch(checkpoint, tracker, files=("config.json",))
+            count, source = estimated_parameter_count(AutoConfig.from_pretrained(str(config_folder))), "config estimate"
+        _check_size(reference, count, source, max_parameters)
+    return hub_download.fetch(checkpoint, tracker)
 
-    def watch() -> None:
-        while not stop.wait(0.5):
-            try:
-                done = sum(f.stat().st_size for f in blobs.iterdir() if f.is_file())
-            except OSError:
-                done = 0
-            tracker.stage("downloading", min(done, total), total)
 
-    tracker.stage("downloading", 0, total)
-    watcher = threading.Thread(target=watch, name="download-progress", daemon=True)
-    watcher.start()
-    try:
-        snapshot_download(reference, allow_patterns=[s.rfilename for s in files])
-    except Exception as exc:
-        log.info("download of %s failed: %s", reference, exc)  # from_pretrained gives the user-facing error
-    finally:
-        stop.set()
-        watcher.join()
-    tracker.stage("downloading", total, total)
+def _check_size(reference: str, count: int, source: str, max_parameters: int) -> None:
+    if count > max_parameters:
+        raise CheckpointNotAllowedError(
+            f"{shown(reference)} has about {_millions(count)} parameters ({source}); this bot loads at most "
+            f"{_millions(max_parameters)}. The bot owner sets that limit with MAX_MODEL_PARAMETERS."
+        )
 
 
 def _parse_problem(exc: Exception) -> str:
     return "it is not valid JSON" if "json" in str(exc).lower() else "it is missing or damaged"
 
 
-def _weights_hint(reference: str, allow_pickle_weights: bool) -> str:
+def _weights_hint(folder: Path, allow_pickle_weights: bool) -> str:
     """Why the weights may have failed: only pickled ones, refused, or the files themselves."""
-    if not is_local_reference(reference):
-        return "" if allow_pickle_weights else " (this bot loads only `.safetensors` weights)"
-    folder = Path(reference)
     has_safetensors = any(folder.glob("*.safetensors"))
     if not has_safetensors and any(folder.glob("*.bin")) and not allow_pickle_weights:
         return ": it has only `.bin` (pickle) weights, and this bot loads only `.safetensors` ones"
@@ -277,19 +261,18 @@ def load_masked_lm(
     display = shown(reference)
     tracker = ProgressTracker(progress)
     tracker.stage("checking")
-    local = is_local_reference(reference)
-    if local:
-        check_local_files(Path(reference))
+    if is_local_reference(reference):
+        folder = Path(reference)
+    else:
+        # Everything is fetched (or found in the cache) first; the load below reads that folder only.
+        folder = _hub_folder(reference, allow_pickle_weights=allow_pickle_weights, max_parameters=max_parameters, tracker=tracker)
+    check_local_files(folder)
+    source = str(folder)
     try:
-        config = AutoConfig.from_pretrained(reference, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
     except (OSError, ValueError) as exc:
-        log.info("config for %s not found: %s", reference, exc)
-        if local:
-            raise CheckpointLoadError(f"The `config.json` of {display} can't be read: {_parse_problem(exc)}.") from None
-        raise CheckpointNotFoundError(
-            f"I couldn't find a model called {display}: it is neither a folder the bot can read nor a model "
-            "it could fetch from the Hugging Face Hub. Check the spelling (e.g. `camembert-base`)."
-        ) from None
+        log.info("config for %s can't be read: %s", reference, exc)
+        raise CheckpointLoadError(f"The `config.json` of {display} can't be read: {_parse_problem(exc)}.") from None
     except Exception as exc:  # `null`, nesting deeper than the parser goes, fields of the wrong type...
         log.warning("config for %s is broken: %s: %s", reference, type(exc).__name__, exc)
         raise CheckpointLoadError(f"The `config.json` of {display} isn't a valid model configuration.") from None
@@ -299,21 +282,14 @@ def load_masked_lm(
             "so it cannot fill in blanks. Pick a fill-mask model such as `camembert-base` or `bert-base-uncased`."
         )
     if max_parameters is not None:
-        count, source = parameter_count(reference, config)
-        if count > max_parameters:
-            raise CheckpointNotAllowedError(
-                f"{display} has about {_millions(count)} parameters ({source}); this bot loads at most "
-                f"{_millions(max_parameters)}. The bot owner sets that limit with MAX_MODEL_PARAMETERS."
-            )
-    if not local:
-        _download(reference, allow_pickle_weights, tracker)
-    elif not any((Path(reference) / name).is_file() for name in _TOKENIZER_FILES):
+        _check_size(reference, *parameter_count(source, config), max_parameters)
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
         raise CheckpointLoadError(
             f"{display} has no tokenizer files (such as `tokenizer.json` or `vocab.txt`), so I can't read text with it. "
             "Save the tokenizer into the same folder (`tokenizer.save_pretrained(...)`)."
         )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(reference, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     except Exception as exc:  # missing, malformed JSON, a tokenizer.json of the wrong shape...
         log.warning("tokenizer for %s failed to load: %s: %s", reference, type(exc).__name__, exc)
         raise CheckpointLoadError(f"{display} has no tokenizer I can load (its files are missing or damaged).") from None
@@ -327,13 +303,13 @@ def load_masked_lm(
     tracker.stage("loading weights")
     try:
         model = AutoModelForMaskedLM.from_pretrained(
-            reference, trust_remote_code=False, use_safetensors=None if allow_pickle_weights else True
+            source, trust_remote_code=False, use_safetensors=None if allow_pickle_weights else True
         )
     except Exception as exc:  # no weights, a damaged file, shapes that don't match the config...
         log.warning("weights for %s failed to load: %s: %s", reference, type(exc).__name__, exc)
         gc.collect()
         raise CheckpointLoadError(
-            f"I couldn't load the weights of {display}{_weights_hint(reference, allow_pickle_weights)}."
+            f"I couldn't load the weights of {display}{_weights_hint(folder, allow_pickle_weights)}."
         ) from None
     model.to(device)
     tracker.stage("warming up")

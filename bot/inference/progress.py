@@ -20,6 +20,7 @@ class LoadProgress:
     elapsed: float
     done_bytes: int = 0
     total_bytes: int = 0
+    note: str = ""  # e.g. "retrying" after a failed download
 
     def describe(self) -> str:
         """``downloading 120.4 of 445.0 MB (27 %) · 12 s``, or ``loading weights · 3 s``."""
@@ -27,6 +28,8 @@ class LoadProgress:
         if self.stage == "downloading" and self.total_bytes:
             percent = 100 * self.done_bytes / self.total_bytes
             text += f" {self.done_bytes / 1e6:.1f} of {self.total_bytes / 1e6:.1f} MB ({percent:.0f} %)"
+        if self.note:
+            text += f" ({self.note})"
         return f"{text} · {self.elapsed:.0f} s"
 
 
@@ -41,6 +44,6 @@ class ProgressTracker:
         self._clock = clock
         self._started = clock()
 
-    def stage(self, name: str, done_bytes: int = 0, total_bytes: int = 0) -> None:
+    def stage(self, name: str, done_bytes: int = 0, total_bytes: int = 0, *, note: str = "") -> None:
         if self._callback is not None:
-            self._callback(LoadProgress(name, self._clock() - self._started, done_bytes, total_bytes))
+            self._callback(LoadProgress(name, self._clock() - self._started, done_bytes, total_bytes, note))

@@ -6,8 +6,8 @@
   and its memory released (``del`` + ``gc.collect()``, transformers #18782).
 - Loading runs off the event loop (so the Discord heartbeat keeps going), one load at a time;
   but a load that has run ``load_lease`` seconds stops holding up the next one, and one that
-  runs ``load_timeout`` seconds is given up. Each load has its own daemon thread, so a read
-  that never returns (a hung network mount) wedges only itself, and never blocks the exit.
+  runs ``load_timeout`` seconds is given up. Each load has its own thread, so a read that never
+  returns (a hung network mount) wedges only itself; the process exits without joining it.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ class ModelRegistry:
     async def _load(self, reference: str) -> BatchingModel:
         started = time.perf_counter()
         try:
-            report = functools.partial(self._progress.__setitem__, reference)
+            report = _LoggedProgress(reference, self._progress)
             lm = await self._run_load(reference, functools.partial(self._loader, reference, progress=report))
         except BaseException:
             self._loading.pop(reference, None)
@@ -170,7 +170,7 @@ class ModelRegistry:
 
         lease = loop.call_later(self.load_lease, end_turn)
         try:
-            finished = _run_in_daemon_thread(loop, load, name=f"loader:{reference[-30:]}")
+            finished = _run_in_thread(loop, load, name=f"loader:{reference[-30:]}")
         except BaseException:
             lease.cancel()
             end_turn()
@@ -223,11 +223,41 @@ class ModelRegistry:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
 
-def _run_in_daemon_thread(loop: asyncio.AbstractEventLoop, func: Callable[[], T], *, name: str) -> asyncio.Future[T]:
-    """``func()`` on a new daemon thread, its outcome as a future of ``loop``.
+class _LoggedProgress:
+    """Keeps a load's latest progress for readers, and logs it now and then (a service's only view)."""
 
-    Not an executor: the interpreter joins executor threads at exit, so a stuck read would
-    keep a stopped bot alive; a daemon thread is abandoned instead.
+    INTERVAL = 5.0
+
+    def __init__(self, reference: str, latest: dict[str, LoadProgress]) -> None:
+        self.reference = reference
+        self.latest = latest
+        self._logged_at = -self.INTERVAL
+        self._stage = ""
+
+    def __call__(self, progress: LoadProgress) -> None:
+        self.latest[self.reference] = progress
+        now = time.monotonic()
+        if progress.stage != self._stage or now - self._logged_at >= self.INTERVAL:
+            self._stage, self._logged_at = progress.stage, now
+            log.info("loading %s: %s", self.reference, progress.describe())
+
+
+# Load threads still running; a stopping process must not wait for one that is stuck.
+_load_threads: set[threading.Thread] = set()
+
+
+def loads_still_running() -> int:
+    """How many load threads have not returned (a read that never returns keeps one forever)."""
+    return sum(1 for thread in list(_load_threads) if thread.is_alive())
+
+
+def _run_in_thread(loop: asyncio.AbstractEventLoop, func: Callable[[], T], *, name: str) -> asyncio.Future[T]:
+    """``func()`` on a new thread of its own, its outcome as a future of ``loop``.
+
+    Not a shared executor thread: a stuck read would then hold up every later load. Not a
+    daemon either: torch aborts the interpreter's exit if a thread that ran it is still alive
+    while it tears down; a process left with a stuck load thread ends with ``os._exit`` instead
+    (``bot.__main__``), and never joins it.
     """
     future: asyncio.Future[T] = loop.create_future()
 
@@ -246,12 +276,16 @@ def _run_in_daemon_thread(loop: asyncio.AbstractEventLoop, func: Callable[[], T]
             result = func()
         except BaseException as exc:
             error = exc
+        finally:
+            _load_threads.discard(threading.current_thread())
         try:
             loop.call_soon_threadsafe(deliver, result, error)
         except RuntimeError:  # the loop closed while we ran: nobody is waiting any more
             pass
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    thread = threading.Thread(target=run, name=name)
+    _load_threads.add(thread)
+    thread.start()
     return future
 
 

@@ -18,6 +18,7 @@ from bot.inference.checkpoint_policy import (
     CheckpointPolicy,
     canonical_reference,
     check_allowed,
+    display_name,
     is_local_reference,
 )
 from bot.inference.errors import (
@@ -30,6 +31,7 @@ from bot.inference.errors import (
     TooManyMasksError,
     TopKOutOfRangeError,
 )
+from bot.inference.hub_download import canonical_hub_id
 from bot.inference.masks import clean_input, count_masks, normalize_masks, parse_fill_text, parse_targets
 from bot.inference.progress import LoadProgress
 from bot.inference.types import (
@@ -43,8 +45,9 @@ from bot.inference.types import (
     LoadedModel,
     ModelState,
 )
-from bot.service.catalog import CatalogEntry, offered_models
+from bot.service.catalog import CatalogEntry, is_pattern, offered_models
 from bot.service.guild_settings import GuildSettings, StorageError
+from bot.service.hub_search import HubSearch, ModelSearch, allowed_only, hub_entry, model_search, parse_terms
 from bot.service.model_cards import ModelCardCache, ModelCardInfo
 from bot.service.request_stats import LatencySummary, RequestStats
 
@@ -143,6 +146,8 @@ class FillMaskService:
         self.stats = RequestStats()
         # Model cards change rarely: bounded, ten minutes, one Hub request per name at a time.
         self.model_cards = ModelCardCache()
+        # Hub searches (`model search`, `model set`'s autocomplete): a few minutes, one request per query.
+        self.hub_search = HubSearch()
         self._switches: dict[int, _PendingSwitch] = {}
         # Set once the bot is stopping: nothing waits for a load any more.
         self._restarting = asyncio.Event()
@@ -224,6 +229,11 @@ class FillMaskService:
             state=self.registry.state(checkpoint),
             mask_token=loaded.mask_token if loaded is not None else None,
         )
+
+    def default_model_progress(self) -> str | None:
+        """``downloading camembert-base: 210.4 of 445.0 MB (47 %) · 12 s`` while the default loads."""
+        progress = self.registry.progress(self.default_model)
+        return f"{display_name(self.default_model)}: {progress.describe()}" if progress is not None else None
 
     def default_model_has_loaded(self) -> bool:
         """Loaded once since the start: later evictions (MAX_LOADED_MODELS) are normal operation."""
@@ -323,6 +333,8 @@ class FillMaskService:
         checkpoint = canonical_reference(reference)
         if checkpoint != self.default_model:
             checkpoint = check_allowed(reference, self.policy)
+        if not is_local_reference(checkpoint):
+            checkpoint = await self._hub_name(checkpoint)
         # A refused name changes nothing; from here on, this is the server's newest command.
         mine = self._supersede(guild_id)
         try:
@@ -342,6 +354,19 @@ class FillMaskService:
         self._revoked.pop(guild_id, None)
         log.info("guild %s now uses %s", guild_id, checkpoint)
         return ModelStatus(checkpoint, checkpoint == self.default_model, ModelState.LOADED, model.mask_token)
+
+    async def _hub_name(self, checkpoint: str) -> str:
+        """A renamed repo's new id, so it is stored, loaded and shown under one name; the typed one
+        when the Hub can't say, or when the owner's allow-list names only the old id."""
+        renamed = await asyncio.to_thread(canonical_hub_id, checkpoint)
+        if renamed == checkpoint:
+            return checkpoint
+        try:
+            check_allowed(renamed, self.policy)
+        except CheckpointNotAllowedError:
+            return checkpoint
+        log.info("%s is now %s on the Hub", checkpoint, renamed)
+        return renamed
 
     def _supersede(self, guild_id: int) -> _PendingSwitch:
         """Make a new command the server's newest: a switch still loading is told it lost."""
@@ -419,6 +444,32 @@ class FillMaskService:
     async def model_card(self, checkpoint: str) -> ModelCardInfo:
         """What ``checkpoint``'s model card says (from :meth:`model_card_target`); never raises."""
         return await self.model_cards.get(checkpoint, local=is_local_reference(checkpoint))
+
+    async def search_models(self, words: str, language: str | None = None) -> ModelSearch:
+        """The Hub's fill-mask models for ``words`` (and ``language``), the owner's allow-list
+        applied. Raises :class:`InvalidRequestError` for an empty search or an unknown language;
+        a Hub failure is the answer's ``problem``."""
+        terms = parse_terms(clean_input(words), clean_input(language) if language is not None else None)
+        listing, problem = await self.hub_search.search(terms)
+        always = (self.default_model,)  # the owner's default is always allowed
+        return model_search(terms, listing, problem, self.policy.allowed_models, always=always)
+
+    async def suggest_models(self, current: str) -> list[CatalogEntry]:
+        """What ``model set``'s autocomplete may show for ``current``: Hub models first when the Hub
+        answers quickly (see :meth:`HubSearch.suggest`), then the offered list. Never raises."""
+        allowed = self.policy.allowed_models
+        offered = offered_models(allowed)
+        if allowed and not any(is_pattern(name) for name in allowed):
+            return offered  # only the listed ids can be picked: the Hub has nothing to add
+        try:
+            found = await self.hub_search.suggest(clean_input(current))
+        except Exception:  # closed, or a bug: the curated list still works
+            log.warning("Hub suggestions failed", exc_info=True)
+            found = None
+        if not found:
+            return offered
+        kept, _ = allowed_only(found, allowed)
+        return [hub_entry(model) for model in kept] + offered
 
     def stats_snapshot(self) -> StatsSnapshot:
         return StatsSnapshot(

@@ -71,6 +71,9 @@ class FillMaskBot(commands.Bot):
     def default_model_loaded(self) -> bool:
         return self._service is not None and self._service.default_model_has_loaded()
 
+    def default_model_progress(self) -> str | None:
+        return self._service.default_model_progress() if self._service is not None else None
+
     async def setup_hook(self) -> None:
         # The health file (HEALTH_FILE), rewritten every HEALTH_INTERVAL s for `python -m bot health`.
         self._heartbeat = asyncio.create_task(

@@ -1,4 +1,4 @@
-"""``model show|set|reset|list|info``: which checkpoint this server uses."""
+"""``model show|set|reset|list|info|search``: which checkpoint this server uses, and which it could."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from bot.adapters.discord.context import FillContext, server_id
 from bot.replies.flows import switch_flow
 from bot.replies.model_card import model_card_reply
 from bot.replies.model_list import autocomplete_choices, model_list_reply
+from bot.replies.model_search import model_search_reply
 from bot.replies.models import model_changed_reply, model_status_reply, with_revocation_note
 
 if TYPE_CHECKING:
@@ -59,13 +60,28 @@ class ModelCog(commands.Cog, name="Model"):
 
     @set_.autocomplete("checkpoint")
     async def set_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        offered = self.bot.service.offered_models().entries
+        # From the Hub when it answers within about a second (else from the curated list, while
+        # the Hub's answer fills the cache for the next keystroke): Discord waits 3 s at most.
+        offered = await self.bot.service.suggest_models(current)
         return [app_commands.Choice(name=name, value=value) for name, value in autocomplete_choices(current, offered)]
 
     @model.command(name="list", description="The checkpoints this bot offers, and which are loaded")
     async def list_(self, ctx: FillContext) -> None:
         offered = self.bot.service.offered_models()
         await ctx.send_reply(model_list_reply(offered.entries, offered.loaded, offered.default))
+
+    @model.command(name="search", description="Search the Hugging Face Hub for fill-mask models")
+    # Each new search is a Hub request (answers are kept a few minutes).
+    @commands.cooldown(3, 30.0, commands.BucketType.user)
+    @app_commands.describe(
+        words="Words in the model's id, e.g. camembert or bert base",
+        language="Only models for this language: a code such as fr, en, de (optional)",
+    )
+    async def search(self, ctx: FillContext, *, words: str, language: str | None = None) -> None:
+        """Search the Hub: `model search camembert fr` (a last word that is a language code is the language)."""
+        async with ctx.typing():
+            found = await self.bot.service.search_models(words, language)
+        await ctx.send_reply(model_search_reply(found, set_command=f"{ctx.clean_prefix}model set"))
 
     @model.command(name="info", description="What a checkpoint's model card says: task, languages, license, limits")
     # Each new name may cost a Hub request: a few per user per half minute.
