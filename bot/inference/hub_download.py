@@ -185,7 +185,7 @@ def hub_failure(exc: BaseException, reference: str) -> CheckpointError:
         return HubUnavailableError("The Hugging Face Hub is rate-limiting the bot right now; try again in a minute.")
     if status is not None and status >= 500:
         return HubUnavailableError("The Hugging Face Hub is failing right now; try again in a few minutes.")
-    if _is_transport_error(exc):
+    if is_transport_error(exc):
         return HubUnavailableError("I can't reach the Hugging Face Hub right now (or it stopped answering); try again later.")
     if isinstance(exc, OSError) and "consistency check" in str(exc).lower():
         return HubUnavailableError(f"The download of {display} was cut short; try again in a moment.")
@@ -215,7 +215,8 @@ def _is_timeout(exc: BaseException) -> bool:
     return False
 
 
-def _is_transport_error(exc: BaseException) -> bool:
+def is_transport_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) means the Hub gave no usable answer."""
     chain: BaseException | None = exc
     while chain is not None:
         if isinstance(chain, (ConnectionError, TimeoutError)) or {c.__name__ for c in type(chain).__mro__} & _TRANSPORT:

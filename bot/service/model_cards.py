@@ -35,6 +35,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from bot.inference.checkpoint_policy import is_hub_id, is_local_reference
+from bot.inference.hub_download import is_transport_error
 
 log = logging.getLogger(__name__)
 
@@ -522,11 +523,6 @@ _HUB_UNKNOWN = "I couldn't read this model's card from the Hugging Face Hub."
 # Failures that say nothing about the card: asking again later may well work.
 _TRANSIENT_PROBLEMS = frozenset({_UNREADABLE, _NO_COPY, _RATE_LIMITED, _HUB_DOWN, _UNREACHABLE, _HUB_UNKNOWN})
 
-# Transport failures (no answer from the Hub), matched by class name: huggingface_hub 2.x
-# raises httpx2's, 1.x httpx's (same names, unrelated classes), 0.x requests' ConnectionError
-# and Timeout (not the built-in ones).
-_TRANSPORT_ERRORS = frozenset({"TransportError", "TimeoutException", "ConnectionError", "Timeout"})
-
 
 def load_model_card(checkpoint: str, *, local: bool) -> ModelCardInfo:
     """Read and parse ``checkpoint``'s card: a local folder's README.md, or the Hub's.
@@ -616,7 +612,7 @@ def hub_problem(exc: BaseException) -> str:
     problem = _status_problem(exc)
     if problem:
         return problem
-    if isinstance(exc, (ConnectionError, TimeoutError)) or {c.__name__ for c in type(exc).__mro__} & _TRANSPORT_ERRORS:
+    if is_transport_error(exc):
         return _UNREACHABLE
     return _HUB_UNKNOWN
 
