@@ -3,8 +3,7 @@
 One ``model_info`` call says what the repo is (its canonical id after a rename, its commit,
 its files and sizes, its safetensors parameter count), so the bot can refuse a checkpoint
 *before* downloading it: too many parameters, or only pickle (``.bin``) weights when those
-are not allowed. Then ``snapshot_download`` fetches exactly the files a load reads, at that
-commit, reporting bytes through huggingface_hub's own progress hook (``tqdm_class``); the
+are not allowed. Then ``snapshot_download`` fetches exactly the files a load reads, reporting bytes through huggingface_hub's own progress hook (``tqdm_class``); the
 model then loads from that folder alone, so transformers never talks to the Hub itself:
 no second download of a cut file, no safetensors "conversion" through a third-party Space,
 no weights from an unmerged ``refs/pr/N`` branch.
@@ -52,7 +51,6 @@ class HubCheckpoint:
     """What the Hub says about a repo, as far as loading it goes."""
 
     repo_id: str  # canonical: a renamed repo's new id
-    revision: str  # the commit the files are fetched at
     files: tuple[str, ...]  # what a load will read
     total_bytes: int
     parameters: int | None  # from the Hub's safetensors metadata; None when it has none
@@ -103,7 +101,6 @@ def describe(reference: str, *, allow_pickle_weights: bool) -> HubCheckpoint:
         parameters = int(info.safetensors.total or sum(info.safetensors.parameters.values()))
     return HubCheckpoint(
         repo_id=str(info.id or reference),
-        revision=str(info.sha or "main"),
         files=tuple(files),
         total_bytes=sum(sizes.get(f, 0) for f in files),
         parameters=parameters,
@@ -119,8 +116,8 @@ def fetch(checkpoint: HubCheckpoint, tracker: ProgressTracker, *, files: tuple[s
     last: Exception | None = None
     for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
         try:
-            # "main", not the commit: the cache then records which commit main is, so a later
-            # offline start finds it (describe() saw the same commit a moment ago).
+            # By "main", not by commit: the cache then records which commit main is, so a later
+            # offline start finds it (describe() saw main's files a moment ago).
             folder = snapshot_download(
                 checkpoint.repo_id,
                 revision="main",

@@ -1,9 +1,11 @@
 """Finding, checking and loading a fill-mask checkpoint with the transformers Auto classes.
 
 A checkpoint is named by a Hub id (``camembert-base``, ``almanach/camembert-base``) or by a
-local directory (which names are allowed is :mod:`bot.inference.checkpoint_policy`'s job). Loading checks, in
-order and before the weights are read: that the config is a masked-LM architecture, that the
-checkpoint is not too large, and that the tokenizer has a mask token; each failure becomes a
+local directory (which names are allowed is :mod:`bot.inference.checkpoint_policy`'s job). A Hub
+id is first fetched into the cache (:mod:`bot.inference.hub_download`); the load then reads one
+folder only. Loading checks, in order and before the weights are read: that the folder's files
+are regular files, that the config is a masked-LM architecture, that the checkpoint is not too
+large, and that there is a tokenizer with a mask token; each failure becomes a
 :class:`CheckpointError` the admin can read.
 """
 
