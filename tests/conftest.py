@@ -17,6 +17,7 @@ import pytest
 if TYPE_CHECKING:
     from tests.discord_helpers import BotOnFakeDiscord
     from tests.fakehub import FakeHub
+    from tests.postgres_server import PostgresServer
 
 from tests.checkpoints import (
     build_bert_checkpoint,
@@ -80,3 +81,15 @@ def fake_hub(tmp_path: Path) -> Iterator[FakeHub]:
 
     with FakeHub() as hub, point_clients_at(hub.url, tmp_path / "hf-home"):
         yield hub
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for this session (tests/postgres_server.py); skipped if not installed."""
+    from tests.postgres_server import find_bin_dir, running_server
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin")
+    with running_server(bin_dir) as server:
+        yield server
