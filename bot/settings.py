@@ -32,6 +32,8 @@ class Settings:
     command_prefix: str = "!"
     default_model: str = "camembert-base"
     database_path: Path = DEFAULT_DATABASE_PATH
+    # postgresql://user:password@host:port/dbname: settings in PostgreSQL instead of DATABASE_PATH.
+    database_url: str | None = None
     max_loaded_models: int = 2
     allowed_models: tuple[str, ...] = ()
     allow_local_models: bool = False
@@ -92,6 +94,7 @@ class Settings:
             command_prefix=get("COMMAND_PREFIX") or "!",
             default_model=get("DEFAULT_MODEL") or "camembert-base",
             database_path=Path(get("DATABASE_PATH")) if get("DATABASE_PATH") else DEFAULT_DATABASE_PATH,
+            database_url=get("DATABASE_URL").strip() or None,
             max_loaded_models=_int(get, "MAX_LOADED_MODELS", 2, minimum=1),
             allowed_models=_list(get("ALLOWED_MODELS")),
             allow_local_models=_bool(get, "ALLOW_LOCAL_MODELS"),

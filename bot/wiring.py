@@ -17,6 +17,7 @@ from bot.inference.registry import ModelRegistry
 from bot.inference.types import InferenceBackend
 from bot.service.fill_mask_service import FillMaskService
 from bot.service.guild_settings import DefaultOnlySettings, GuildSettings, SqliteGuildSettings, StorageError
+from bot.service.postgres_settings import PostgresGuildSettings
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,10 @@ def build_registry(settings: Settings) -> ModelRegistry:
 async def open_guild_settings(settings: Settings) -> GuildSettings:
     """The settings database, or (when it can't be opened) a stand-in that keeps the bot serving
     with the default model rather than not starting at all."""
-    store = SqliteGuildSettings(settings.database_path)
+    # With DATABASE_URL, processes (shards) share one PostgreSQL database and nothing is created at DATABASE_PATH.
+    store: SqliteGuildSettings | PostgresGuildSettings = (
+        PostgresGuildSettings(settings.database_url) if settings.database_url else SqliteGuildSettings(settings.database_path)
+    )
     try:
         return await store.open()
     except StorageError as exc:
