@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from bot.inference.errors import CheckpointNotAllowedError
+from bot.inference.masks import clean_input
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,6 @@ def is_hub_id(reference: str) -> bool:
 
 # Direction overrides and isolates can disguise an echoed name; controls garble it.
 _INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200b-\u200f\u061c\u2060\ufeff]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _HUB_HOSTS = {"huggingface.co", "www.huggingface.co", "hf.co"}
 # Second path segments that end a model's id in a Hub URL of a legacy (owner-less) id.
 _HUB_PAGES = {"tree", "blob", "resolve", "raw", "commit", "commits", "discussions", "edit"}
@@ -60,7 +60,7 @@ _HUB_PAGES = {"tree", "blob", "resolve", "raw", "commit", "commits", "discussion
 def printable(text: str) -> str:
     """``text`` without what could disguise or garble it: bidi and zero-width marks, controls,
     lone surrogates (which no JSON encoder accepts)."""
-    text = _SURROGATE.sub("\ufffd", _INVISIBLE.sub("", text))
+    text = clean_input(_INVISIBLE.sub("", text))
     return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
 
 

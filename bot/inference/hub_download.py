@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,23 +204,23 @@ _TRANSPORT = frozenset(
 )
 
 
-def _is_timeout(exc: BaseException) -> bool:
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from or during, innermost last."""
     chain: BaseException | None = exc
     while chain is not None:
-        if isinstance(chain, TimeoutError) or any("Timeout" in c.__name__ for c in type(chain).__mro__):
-            return True
+        yield chain
         chain = chain.__cause__ or chain.__context__
-    return False
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return any(isinstance(e, TimeoutError) or any("Timeout" in c.__name__ for c in type(e).__mro__) for e in _causes(exc))
 
 
 def is_transport_error(exc: BaseException) -> bool:
     """Whether ``exc`` (or what caused it) means the Hub gave no usable answer."""
-    chain: BaseException | None = exc
-    while chain is not None:
-        if isinstance(chain, (ConnectionError, TimeoutError)) or {c.__name__ for c in type(chain).__mro__} & _TRANSPORT:
-            return True
-        chain = chain.__cause__ or chain.__context__
-    return False
+    return any(
+        isinstance(e, (ConnectionError, TimeoutError)) or {c.__name__ for c in type(e).__mro__} & _TRANSPORT for e in _causes(exc)
+    )
 
 
 class _ByteCounter:

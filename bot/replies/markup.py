@@ -15,10 +15,11 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from bot.inference.masks import clean_input
+
 # Characters that change what other characters look like: bidi overrides and isolates can
 # disguise text, and C0/C1 controls (null bytes included) are rejected or garbled by clients.
 _INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<@:])")
 
 
@@ -95,7 +96,7 @@ def as_rich(value: str | Inline | Rich) -> Rich:
 def clean_text(text: str) -> str:
     """Drop control and direction-changing characters, replace lone surrogates (no JSON
     encoder or terminal accepts them); keep newlines and tabs."""
-    text = _SURROGATE.sub("\ufffd", _INVISIBLE.sub("", text))
+    text = clean_input(_INVISIBLE.sub("", text))
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
 
 
