@@ -55,8 +55,19 @@ class Settings:
     health_file: Path = DEFAULT_HEALTH_FILE
     health_interval: float = DEFAULT_HEALTH_INTERVAL
     log_file: Path | None = None
+    # Sharding: None = one shard (today's single process); 0 = Discord's recommended count ("auto").
+    shard_count: int | None = None
+    # The shards this process runs; () = all of them.
+    shard_ids: tuple[int, ...] = ()
+    # Prometheus metrics on METRICS_HOST:METRICS_PORT when the port is set.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
+        if self.shard_ids and not self.shard_count:
+            raise ConfigError("SHARD_IDS needs SHARD_COUNT (a number): which ids exist depends on the total")
+        if self.shard_count and any(i >= self.shard_count for i in self.shard_ids):
+            raise ConfigError(f"SHARD_IDS must be below SHARD_COUNT={self.shard_count} (got {', '.join(map(str, self.shard_ids))})")
         if self.precision == "fp16" and self.device == "cpu":
             raise ConfigError("PRECISION=fp16 needs a CUDA device; on the CPU use bf16 or int8")
         if self.precision == "int8" and self.device.startswith("cuda"):
@@ -116,7 +127,32 @@ class Settings:
             health_file=Path(get("HEALTH_FILE")) if get("HEALTH_FILE") else DEFAULT_HEALTH_FILE,
             health_interval=_positive_float(get, "HEALTH_INTERVAL", DEFAULT_HEALTH_INTERVAL),
             log_file=Path(get("LOG_FILE")) if get("LOG_FILE") else None,
+            shard_count=_shard_count(get),
+            shard_ids=_shard_ids(get),
+            metrics_port=_optional_int(get, "METRICS_PORT", minimum=1),
+            metrics_host=get("METRICS_HOST") or "127.0.0.1",
         )
+
+
+def _shard_count(get: Getter) -> int | None:
+    if get("SHARD_COUNT").lower() == "auto":
+        return 0
+    return _optional_int(get, "SHARD_COUNT", minimum=1)
+
+
+def _shard_ids(get: Getter) -> tuple[int, ...]:
+    ids: list[int] = []
+    for part in _list(get("SHARD_IDS")):
+        try:
+            value = int(part)
+        except ValueError:
+            raise ConfigError(f"SHARD_IDS must be comma-separated shard numbers, e.g. 0,1 (got {part!r})") from None
+        if value < 0:
+            raise ConfigError(f"SHARD_IDS must not be negative (got {value})")
+        if value in ids:
+            raise ConfigError(f"SHARD_IDS lists shard {value} twice")
+        ids.append(value)
+    return tuple(ids)
 
 
 def _list(raw: str) -> tuple[str, ...]:
