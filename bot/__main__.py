@@ -3,6 +3,8 @@
 python -m bot                      run the Discord bot (needs DISCORD_TOKEN)
 python -m bot console              try the commands on standard input, without Discord
 python -m bot fill "Le camembert est <mask> :)" --model camembert-base
+python -m bot db migrate           apply the settings database's migrations
+python -m bot db copy --to URL     copy the SQLite settings into PostgreSQL
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.adapters.db_cli import add_db_parser, db_main
 from bot.inference.types import DEFAULT_TOP_K, MAX_TOP_K
 from bot.logs import LOG_FORMAT, configure_log_file, route_library_logs
 from bot.settings import ConfigError, Settings
@@ -60,6 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     fill.add_argument("--model", help="Hub id or local directory (default: DEFAULT_MODEL)")
     fill.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"predictions per mask (1-{MAX_TOP_K})")
     fill.add_argument("--targets", help="comma-separated words to score instead of the whole vocabulary")
+    add_db_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -99,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_file)
+    if args.command == "db":
+        return db_main(settings, args)
     if args.command in (None, "run") and not settings.discord_token:
         print(NO_TOKEN, file=sys.stderr)  # before importing torch: say it at once
         return 2

@@ -16,8 +16,9 @@ from bot.inference.loading import load_masked_lm, resolve_device, warm_imports
 from bot.inference.registry import ModelRegistry
 from bot.inference.types import InferenceBackend
 from bot.service.fill_mask_service import FillMaskService
-from bot.service.guild_settings import DefaultOnlySettings, GuildSettings, SqliteGuildSettings, StorageError
+from bot.service.guild_settings import GuildSettings, SettingsStore, SqliteGuildSettings, StorageError
 from bot.service.postgres_settings import PostgresGuildSettings
+from bot.service.reopening_store import ReopeningStore
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,19 +42,21 @@ def build_registry(settings: Settings) -> ModelRegistry:
     )
 
 
-async def open_guild_settings(settings: Settings) -> GuildSettings:
+def settings_database(settings: Settings) -> SqliteGuildSettings | PostgresGuildSettings:
+    """The settings database the settings name, not yet opened."""
+    return PostgresGuildSettings(settings.database_url) if settings.database_url else SqliteGuildSettings(settings.database_path)
+
+
+async def open_guild_settings(settings: Settings) -> SettingsStore:
     """The settings database, or (when it can't be opened) a stand-in that keeps the bot serving
-    with the default model rather than not starting at all."""
+    with the default model rather than not starting at all, and opens the database once it can."""
     # With DATABASE_URL, processes (shards) share one PostgreSQL database and nothing is created at DATABASE_PATH.
-    store: SqliteGuildSettings | PostgresGuildSettings = (
-        PostgresGuildSettings(settings.database_url) if settings.database_url else SqliteGuildSettings(settings.database_path)
-    )
+    store = settings_database(settings)
     try:
         return await store.open()
     except StorageError as exc:
-        log.exception("settings database unavailable: every server uses %s until it is fixed", settings.default_model)
-        await store.close()
-        return DefaultOnlySettings(str(exc))
+        log.exception("settings database unavailable: every server uses %s until it is reachable", settings.default_model)
+        return ReopeningStore(store, str(exc))
 
 
 @contextlib.asynccontextmanager

@@ -90,6 +90,23 @@ def postgres_server() -> Iterator[PostgresServer]:
 
     bin_dir = find_bin_dir()
     if bin_dir is None:
+        reason = "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin"
+        if os.environ.get("REQUIRE_POSTGRES") == "1":  # CI: these tests must run, not be skipped
+            pytest.fail(f"{reason}, and REQUIRE_POSTGRES=1")
+        pytest.skip(reason)
+    with running_server(bin_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def own_postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for one test, which may stop and start it."""
+    from tests.postgres_server import find_bin_dir, running_server
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL server binaries not found, and REQUIRE_POSTGRES=1")
         pytest.skip("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin")
     with running_server(bin_dir) as server:
         yield server

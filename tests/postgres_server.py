@@ -19,7 +19,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 
@@ -97,14 +96,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@dataclass
 class PostgresServer:
-    host: str
-    port: int
-    root: Path
+    """One running server: its address, its files under ``root``; ``stop()`` and ``start()`` take it
+    away and bring it back on the same port with the same data (a database that goes away)."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, bin_dir: Path, root: Path, port: int, startup_timeout: float) -> None:
+        self.host = "127.0.0.1"
+        self.port = port
+        self.root = root
+        self.bin_dir = bin_dir
+        self.data = root / "data"
+        self.startup_timeout = startup_timeout
         self._names = count()
+        self._process: subprocess.Popen[bytes] | None = None
 
     def dsn(self, database: str = "postgres", user: str = USER) -> str:
         return f"postgresql://{user}@{self.host}:{self.port}/{database}"
@@ -120,6 +124,59 @@ class PostgresServer:
         finally:
             await connection.close()
         return self.dsn(name)
+
+    def start(self) -> None:
+        argv = [
+            str(self.bin_dir / "postgres"),
+            "-D",
+            str(self.data),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.root / "sock"),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            # A test server: speed over crash safety (clients, not the server, are killed in tests).
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ]
+        log = (self.root / "server.log").open("ab")
+        self._process = subprocess.Popen(
+            _as_server_user(["sh", "-c", _WRAPPER, "pg-wrapper", *argv]),
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            ready = subprocess.run(
+                [str(self.bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, "-t", "1"],
+                check=False,
+            )
+            if ready.returncode == 0:
+                return
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start:\n{(self.root / 'server.log').read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(OSError):
+                assert process.stdin is not None
+                process.stdin.close()  # the wrapper stops the server by its PID
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        _stop_by_pid(self.data)
 
 
 @contextlib.contextmanager
@@ -137,7 +194,7 @@ def running_server(bin_dir: Path, startup_timeout: float = 60.0) -> Iterator[Pos
     if os.geteuid() == 0:
         for path in (data, sockets):
             shutil.chown(path, USER, USER)
-    process: subprocess.Popen[bytes] | None = None
+    server = PostgresServer(bin_dir, root, _free_port(), startup_timeout)
     try:
         subprocess.run(
             _as_server_user([str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "-A", "trust", "--no-sync", "-E", "UTF8"]),
@@ -145,54 +202,8 @@ def running_server(bin_dir: Path, startup_timeout: float = 60.0) -> Iterator[Pos
             capture_output=True,
             timeout=120,
         )
-        port = _free_port()
-        argv = [
-            str(bin_dir / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-k",
-            str(sockets),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            # A test server: speed over crash safety.
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=200",
-        ]
-        log = (root / "server.log").open("wb")
-        process = subprocess.Popen(
-            _as_server_user(["sh", "-c", _WRAPPER, "pg-wrapper", *argv]),
-            stdin=subprocess.PIPE,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            ready = subprocess.run(
-                [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-U", USER, "-t", "1"], check=False
-            )
-            if ready.returncode == 0:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"PostgreSQL did not start:\n{(root / 'server.log').read_text(errors='replace')[-2000:]}")
-            time.sleep(0.05)
-        yield PostgresServer("127.0.0.1", port, root)
+        server.start()
+        yield server
     finally:
-        if process is not None:
-            with contextlib.suppress(OSError):
-                assert process.stdin is not None
-                process.stdin.close()  # the wrapper stops the server by its PID
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        _stop_by_pid(data)
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)

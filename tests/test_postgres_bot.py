@@ -5,12 +5,14 @@ A real PostgreSQL 15 server (tests/postgres_server.py) and the real bot on the f
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from bot.adapters.discord.bot import FillMaskBot
 from bot.service.postgres_settings import PostgresGuildSettings
+from bot.service.reopening_store import RETRY_SECONDS
 from bot.settings import Settings
 from tests.discord_helpers import embed_text, make_settings, titled
 from tests.fakediscord import FakeDiscord, start_bot, stop_bot
@@ -66,3 +68,63 @@ async def test_an_unreachable_database_keeps_fill_working_and_refuses_changes(
             await stop_bot(bot)
     assert "settings database unavailable" in caplog.text  # the owner is told why
     assert "s3cret" not in caplog.text  # and never the password
+
+
+async def test_a_database_that_goes_away_and_comes_back_needs_no_restart(
+    tmp_path: Path, bert_checkpoint: Path, camembert_checkpoint: Path, own_postgres_server: PostgresServer
+) -> None:
+    server = own_postgres_server
+    dsn = await server.create_database()
+    settings = make_settings(tmp_path, bert_checkpoint, database_url=dsn)
+    async with FakeDiscord() as fake:
+        bot = FillMaskBot(settings)
+        await start_bot(bot)
+        try:
+            server.stop()
+            mark = fake.mark()
+            await fake.send_message(fake.member_id, "!fill the cat sat on the <mask> .")
+            assert "**mat**" in embed_text(await fake.wait_for_message(titled("Fill-mask"), after=mark, timeout=30))
+            mark = fake.mark()
+            await fake.send_message(fake.admin_id, f"!model set {camembert_checkpoint}")
+            refused = embed_text(await fake.wait_for_message(titled("⚠️"), after=mark, timeout=30))
+            assert "couldn't save that setting" in refused
+
+            server.start()
+            mark = fake.mark()
+            await fake.send_message(fake.admin_id, f"!model set {camembert_checkpoint}")
+            await fake.wait_for_message(titled("✅"), after=mark, timeout=30)
+        finally:
+            await stop_bot(bot)
+    async with PostgresGuildSettings(dsn) as store:
+        assert await store.get_checkpoint(FakeDiscord.guild_id) == str(camembert_checkpoint)
+
+
+async def test_a_database_down_at_start_is_used_once_it_is_up(
+    tmp_path: Path, bert_checkpoint: Path, camembert_checkpoint: Path, own_postgres_server: PostgresServer
+) -> None:
+    server = own_postgres_server
+    dsn = await server.create_database()
+    server.stop()
+    settings = make_settings(tmp_path, bert_checkpoint, database_url=dsn)
+    async with FakeDiscord() as fake:
+        bot = FillMaskBot(settings)
+        await start_bot(bot)
+        try:
+            mark = fake.mark()
+            await fake.send_message(fake.admin_id, f"!model set {camembert_checkpoint}")
+            assert "couldn't save that setting" in embed_text(await fake.wait_for_message(titled("⚠️"), after=mark, timeout=30))
+            server.start()
+            # The bot tries the database again at most every RETRY_SECONDS, without a restart.
+            deadline = asyncio.get_running_loop().time() + RETRY_SECONDS + 10
+            while True:
+                mark = fake.mark()
+                await fake.send_message(fake.admin_id, f"!model set {camembert_checkpoint}")
+                reply = await fake.wait_for_message(lambda m: titled("✅")(m) or titled("⚠️")(m), after=mark, timeout=30)
+                if titled("✅")(reply):
+                    break
+                assert asyncio.get_running_loop().time() < deadline, "the database was not used again"
+                await asyncio.sleep(1)
+        finally:
+            await stop_bot(bot)
+    async with PostgresGuildSettings(dsn) as store:
+        assert await store.get_checkpoint(FakeDiscord.guild_id) == str(camembert_checkpoint)

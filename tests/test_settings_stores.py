@@ -7,31 +7,54 @@ database (a file for SQLite, a fresh database on the session's PostgreSQL server
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import Callable
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from bot.service.guild_settings import SCHEMA_VERSION, SqliteGuildSettings, StorageError
-from bot.service.postgres_settings import PostgresGuildSettings
+from bot.service.cluster import IDENTIFY_MARGIN_SECONDS, ProcessHeartbeat
+from bot.service.guild_settings import MIGRATIONS as SQLITE_MIGRATIONS
+from bot.service.guild_settings import SqliteGuildSettings, StorageError
+from bot.service.postgres_settings import MIGRATIONS as POSTGRES_MIGRATIONS
+from bot.service.postgres_settings import SCHEMA_VERSION, PostgresGuildSettings
 from tests.postgres_server import PostgresServer
 
-StoreFactory = Callable[[], Any]
+
+class StoreFactory:
+    """New, unopened stores on one database; ``target`` names it for a child process."""
+
+    def __init__(self, kind: str, target: str) -> None:
+        self.kind = kind
+        self.target = target
+
+    def __call__(self) -> Any:
+        if self.kind == "sqlite":
+            return SqliteGuildSettings(self.target, timeout=30)
+        return PostgresGuildSettings(self.target)
+
+    async def read_all(self) -> dict[int, str]:
+        async with self() as store:
+            return {row.guild_id: row.checkpoint for row in await store.export_settings()}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     if request.param == "sqlite":
-        path = tmp_path / "settings.sqlite3"
-        return lambda: SqliteGuildSettings(path, timeout=30)
+        return StoreFactory("sqlite", str(tmp_path / "settings.sqlite3"))
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    dsn = await server.create_database()
-    return lambda: PostgresGuildSettings(dsn)
+    return StoreFactory("postgres", await server.create_database())
 
 
+ROOT = Path(__file__).resolve().parent.parent
 BIG = 2**53 + 1  # not exactly representable as a float: must stay an integer all the way
 SNOWFLAKE = 1_234_567_890_123_456_789
 
@@ -115,6 +138,129 @@ async def test_concurrent_writers_end_consistent(make_store: StoreFactory) -> No
             assert await b.get_checkpoint(guild) == value
         counts = await a.count_guilds_per_checkpoint()
         assert sum(counts.values()) == guilds and set(counts) <= finals
+
+
+def _writer(target: str, count: int, tag: str | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "settings_writer.py"), target, str(count), *([tag] if tag else [])],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+async def test_every_acknowledged_write_survives_sigkill_of_the_writer(make_store: StoreFactory) -> None:
+    async with make_store():
+        pass  # the schema exists before the child starts
+    child = _writer(make_store.target, 100_000)
+    acked: dict[int, str] = {}
+    assert child.stdout is not None
+    for line in child.stdout:
+        _, guild, checkpoint = line.split()
+        acked[int(guild)] = checkpoint
+        if len(acked) >= 200:
+            child.send_signal(signal.SIGKILL)  # mid-write: the child is still writing
+            break
+    child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    rows = await make_store.read_all()
+    missing = {g: c for g, c in acked.items() if rows.get(g) != c}
+    assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {list(missing.items())[:3]}"
+
+
+async def test_two_writer_processes_end_on_one_of_their_last_values(make_store: StoreFactory) -> None:
+    async with make_store():
+        pass
+    rounds = 60
+    children = [_writer(make_store.target, rounds, tag) for tag in ("a", "b")]
+    outputs = [child.communicate(timeout=120)[0] for child in children]
+    assert [child.returncode for child in children] == [0, 0], "a writer failed (e.g. database is locked)"
+    assert all(out.count("ack") == rounds * 3 for out in outputs)  # every write acknowledged
+    rows = await make_store.read_all()
+    for guild in range(3):
+        assert rows[guild] in {f"a-r{rounds - 1}", f"b-r{rounds - 1}"}
+
+
+async def test_heartbeats_are_kept_per_process_and_age_out(make_store: StoreFactory) -> None:
+    now = time.time()
+    first = ProcessHeartbeat("host-a:1", (0, 1), 4, guilds=10, loaded=("camembert-base",), served=5, refused=1, updated_at=now)
+    second = ProcessHeartbeat("host-b:2", (2, 3), 4, guilds=7, updated_at=now - 100)
+    async with make_store() as a, make_store() as b:
+        await a.write_heartbeat(first)
+        await b.write_heartbeat(second)
+        assert await b.heartbeats(newer_than=now - 1000) == [first, second]
+        assert await b.heartbeats(newer_than=now - 10) == [first]  # the stale one is not running
+        newer = ProcessHeartbeat("host-b:2", (2, 3), 4, guilds=8, served=3, updated_at=now + 1)
+        await b.write_heartbeat(newer)  # replaces that process's row
+        assert await a.heartbeats(newer_than=now - 10) == [first, newer]
+        await a.remove_heartbeat("host-a:1")
+        assert await b.heartbeats(newer_than=0) == [newer]
+
+
+async def test_identify_turns_are_spaced_across_stores_per_bucket(make_store: StoreFactory) -> None:
+    window = 0.4
+    spacing = window + IDENTIFY_MARGIN_SECONDS
+    stores = [await make_store().open() for _ in range(3)]  # three processes
+    try:
+        taken: list[tuple[int, float]] = []
+
+        async def identify(store: Any, bucket: int) -> None:
+            await store.take_identify_turn(bucket, window=window)
+            taken.append((bucket, time.monotonic()))
+
+        started = time.monotonic()
+        await asyncio.gather(*(identify(store, 0) for store in stores), identify(stores[0], 1))
+    finally:
+        for store in stores:
+            await store.close()
+    in_bucket_0 = sorted(t for bucket, t in taken if bucket == 0)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(in_bucket_0)]
+    assert len(in_bucket_0) == 3 and min(gaps) >= spacing - 0.05, gaps
+    (bucket_1,) = [t for bucket, t in taken if bucket == 1]
+    assert bucket_1 - started < spacing  # another bucket does not wait for bucket 0
+
+
+async def test_export_and_import_keep_the_newer_choice(make_store: StoreFactory, tmp_path: Path) -> None:
+    async with SqliteGuildSettings(tmp_path / "source.sqlite3") as source:
+        await source.set_checkpoint(1, "from-source", updated_by=7)
+        await source.set_checkpoint(2, "older-in-source")
+        rows = await source.export_settings()
+    async with make_store() as target:
+        await target.set_checkpoint(2, "newer-in-target")  # written after the source's row
+        await target.set_checkpoint(3, "only-in-target")
+        assert await target.import_settings(rows) == 1
+        assert await target.get_checkpoint(1) == "from-source"
+        assert await target.get_checkpoint(2) == "newer-in-target"
+        assert await target.get_checkpoint(3) == "only-in-target"
+        assert await target.import_settings(rows) == 1  # again: the same row, nothing lost
+        (copied,) = [row for row in await target.export_settings() if row.guild_id == 1]
+        assert copied == rows[0] and copied.updated_by == 7
+
+
+async def test_a_database_at_the_previous_schema_is_migrated_and_keeps_its_choices(make_store: StoreFactory) -> None:
+    previous = 1
+    if make_store.kind == "sqlite":
+        connection = sqlite3.connect(make_store.target)
+        for statement in SQLITE_MIGRATIONS[0]:
+            connection.execute(statement)
+        connection.execute("INSERT INTO guild_settings VALUES (5, 'kept-across', NULL, 1.0)")
+        connection.execute(f"PRAGMA user_version = {previous}")
+        connection.commit()
+        connection.close()
+    else:
+        connection = await asyncpg.connect(make_store.target)
+        await connection.execute("CREATE TABLE guild_settings_schema (version INTEGER NOT NULL)")
+        await connection.execute("INSERT INTO guild_settings_schema VALUES ($1)", previous)
+        for statement in POSTGRES_MIGRATIONS[0]:
+            await connection.execute(statement)
+        await connection.execute("INSERT INTO guild_settings VALUES (5, 'kept-across', NULL, 1.0)")
+        await connection.close()
+    async with make_store() as store:
+        assert await store.get_checkpoint(5) == "kept-across"
+        await store.write_heartbeat(ProcessHeartbeat("h:1", (0,), 1, guilds=1))  # v2's table exists
+        assert [beat.process for beat in await store.heartbeats(newer_than=0)] == ["h:1"]
+    async with make_store() as store:  # opening again migrates nothing
+        assert await store.get_checkpoint(5) == "kept-across"
 
 
 # -- PostgreSQL only --------------------------------------------------------------------------

@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+from bot.service.cluster import IDENTIFY_MARGIN_SECONDS, IDENTIFY_WINDOW_SECONDS, ClusterState, ProcessHeartbeat
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +48,40 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # v2: what the processes of one deployment share (bot/service/cluster.py).
+    (
+        """
+        CREATE TABLE IF NOT EXISTS process_heartbeats (
+            process     TEXT    PRIMARY KEY,
+            shard_ids   TEXT    NOT NULL,
+            shard_count INTEGER NOT NULL,
+            guilds      INTEGER NOT NULL,
+            loaded      TEXT    NOT NULL,
+            served      INTEGER NOT NULL,
+            refused     INTEGER NOT NULL,
+            started_at  REAL    NOT NULL,
+            updated_at  REAL    NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS identify_turns (
+            bucket        INTEGER PRIMARY KEY,
+            last_identify REAL    NOT NULL
+        )
+        """,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettingRow:
+    """One server's stored choice, as ``db copy`` moves it between databases."""
+
+    guild_id: int
+    checkpoint: str
+    updated_by: int | None
+    updated_at: float
 
 
 class StorageError(Exception):
@@ -68,11 +104,38 @@ class GuildSettings(Protocol):
     async def close(self) -> None: ...
 
 
+class SettingsStore(GuildSettings, ClusterState, Protocol):
+    """A settings database as the bot opens it: the settings, what its processes share, and
+    ``db copy``'s export and import."""
+
+    async def export_settings(self) -> list[GuildSettingRow]: ...
+
+    async def import_settings(self, rows: Iterable[GuildSettingRow]) -> int: ...
+
+
 class DefaultOnlySettings:
     """No settings database: every server uses the default, and changes raise :class:`StorageError`."""
 
     def __init__(self, reason: str = "the settings database is unavailable") -> None:
         self.reason = reason
+
+    async def write_heartbeat(self, beat: ProcessHeartbeat) -> None:
+        return None
+
+    async def heartbeats(self, *, newer_than: float) -> list[ProcessHeartbeat]:
+        return []
+
+    async def remove_heartbeat(self, process: str) -> None:
+        return None
+
+    async def take_identify_turn(self, bucket: int, *, window: float = IDENTIFY_WINDOW_SECONDS) -> None:
+        raise StorageError(self.reason)
+
+    async def export_settings(self) -> list[GuildSettingRow]:
+        raise StorageError(self.reason)
+
+    async def import_settings(self, rows: Iterable[GuildSettingRow]) -> int:
+        raise StorageError(self.reason)
 
     async def get_checkpoint(self, guild_id: int) -> str | None:
         return None
@@ -141,6 +204,35 @@ class SqliteGuildSettings:
 
     async def count_guilds_per_checkpoint(self) -> dict[str, int]:
         return dict(await self._run(self._count_sync))
+
+    async def export_settings(self) -> list[GuildSettingRow]:
+        return await self._run(self._export_sync)
+
+    async def import_settings(self, rows: Iterable[GuildSettingRow]) -> int:
+        """Write ``rows`` in one transaction, each unless the store holds a newer choice for that
+        server; returns how many were written. The read cache is dropped."""
+        written = await self._run(self._import_sync, list(rows))
+        self._cache.clear()
+        return written
+
+    # -- what processes share (bot.service.cluster.ClusterState) ---------------------------
+
+    async def write_heartbeat(self, beat: ProcessHeartbeat) -> None:
+        await self._run(self._write_heartbeat_sync, beat)
+
+    async def heartbeats(self, *, newer_than: float) -> list[ProcessHeartbeat]:
+        return await self._run(self._heartbeats_sync, newer_than)
+
+    async def remove_heartbeat(self, process: str) -> None:
+        await self._run(self._remove_heartbeat_sync, process)
+
+    async def take_identify_turn(self, bucket: int, *, window: float = IDENTIFY_WINDOW_SECONDS) -> None:
+        # Another process may hold the bucket: wait outside the write lock, then ask again.
+        while True:
+            wait = await self._run(self._claim_identify_sync, int(bucket), window + IDENTIFY_MARGIN_SECONDS)
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
 
     # -- the database thread ---------------------------------------------------------------
 
@@ -250,6 +342,95 @@ class SqliteGuildSettings:
 
     def _count_sync(self) -> list[tuple[str, int]]:
         return self._db().execute("SELECT checkpoint, COUNT(*) FROM guild_settings GROUP BY checkpoint").fetchall()
+
+    def _export_sync(self) -> list[GuildSettingRow]:
+        rows = (
+            self._db()
+            .execute("SELECT guild_id, checkpoint, updated_by, updated_at FROM guild_settings ORDER BY guild_id")
+            .fetchall()
+        )
+        return [GuildSettingRow(int(g), str(c), None if by is None else int(by), float(at)) for g, c, by, at in rows]
+
+    def _import_sync(self, rows: list[GuildSettingRow]) -> int:
+        with _transaction(self._db()) as db:
+            written = 0
+            for row in rows:
+                cursor = db.execute(
+                    "INSERT INTO guild_settings (guild_id, checkpoint, updated_by, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(guild_id) DO UPDATE SET checkpoint = excluded.checkpoint, "
+                    "updated_by = excluded.updated_by, updated_at = excluded.updated_at "
+                    "WHERE excluded.updated_at >= guild_settings.updated_at",
+                    (row.guild_id, row.checkpoint, row.updated_by, row.updated_at),
+                )
+                written += cursor.rowcount
+        return written
+
+    def _write_heartbeat_sync(self, beat: ProcessHeartbeat) -> None:
+        with _transaction(self._db()) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO process_heartbeats "
+                "(process, shard_ids, shard_count, guilds, loaded, served, refused, started_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                heartbeat_values(beat),
+            )
+
+    def _heartbeats_sync(self, newer_than: float) -> list[ProcessHeartbeat]:
+        rows = (
+            self._db()
+            .execute(
+                "SELECT process, shard_ids, shard_count, guilds, loaded, served, refused, started_at, updated_at "
+                "FROM process_heartbeats WHERE updated_at > ? ORDER BY process",
+                (newer_than,),
+            )
+            .fetchall()
+        )
+        return [heartbeat_from_row(row) for row in rows]
+
+    def _remove_heartbeat_sync(self, process: str) -> None:
+        with _transaction(self._db()) as db:
+            db.execute("DELETE FROM process_heartbeats WHERE process = ?", (process,))
+
+    def _claim_identify_sync(self, bucket: int, spacing: float) -> float:
+        """Take the bucket's turn now (0) or say how long to wait, under the write lock."""
+        with _transaction(self._db()) as db:
+            row = db.execute("SELECT last_identify FROM identify_turns WHERE bucket = ?", (bucket,)).fetchone()
+            now = time.time()
+            if row is not None and now < row[0] + spacing:
+                return row[0] + spacing - now
+            db.execute("INSERT OR REPLACE INTO identify_turns (bucket, last_identify) VALUES (?, ?)", (bucket, now))
+            return 0.0
+
+
+def heartbeat_from_row(row: Sequence[Any]) -> ProcessHeartbeat:
+    """A heartbeat from a row of (process, shard_ids, shard_count, guilds, loaded, served, refused,
+    started_at, updated_at), the lists as JSON text: the same columns in both stores."""
+    process, shard_ids, shard_count, guilds, loaded, served, refused, started_at, updated_at = row
+    return ProcessHeartbeat(
+        process=str(process),
+        shard_ids=tuple(int(i) for i in json.loads(shard_ids)),
+        shard_count=int(shard_count),
+        guilds=int(guilds),
+        loaded=tuple(str(c) for c in json.loads(loaded)),
+        served=int(served),
+        refused=int(refused),
+        started_at=float(started_at),
+        updated_at=float(updated_at),
+    )
+
+
+def heartbeat_values(beat: ProcessHeartbeat) -> tuple[Any, ...]:
+    """The columns of :func:`heartbeat_from_row`, in order, for an INSERT."""
+    return (
+        beat.process,
+        json.dumps(list(beat.shard_ids)),
+        beat.shard_count,
+        beat.guilds,
+        json.dumps(list(beat.loaded)),
+        beat.served,
+        beat.refused,
+        beat.started_at,
+        beat.updated_at,
+    )
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -12,14 +12,16 @@ Errors never carry the DSN, whose password would end up in logs and replies.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import asyncpg
 
-from bot.service.guild_settings import StorageError
+from bot.service.cluster import IDENTIFY_MARGIN_SECONDS, IDENTIFY_WINDOW_SECONDS, ProcessHeartbeat
+from bot.service.guild_settings import GuildSettingRow, StorageError, heartbeat_from_row, heartbeat_values
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,11 @@ T = TypeVar("T")
 
 # Any fixed 64-bit number, the same for every process of this bot: who may migrate the schema.
 _MIGRATION_LOCK = 0x66696C6C6D61736B  # "fillmask"
+# The first key of the two-key advisory lock held while a process takes an identify turn; the
+# second key is the rate-limit bucket.
+_IDENTIFY_LOCK = 0x666D6964  # "fmid"
+# Waiting for that lock may take a window per process ahead in the queue: longer than a statement.
+_IDENTIFY_QUEUE_SECONDS = 600.0
 
 # Entry i upgrades the schema from version i to i + 1, in one transaction with the version bump.
 # Harmless if run twice (IF NOT EXISTS).
@@ -38,6 +45,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             checkpoint TEXT NOT NULL,
             updated_by BIGINT,
             updated_at DOUBLE PRECISION NOT NULL
+        )
+        """,
+    ),
+    # v2: what the processes of one deployment share (bot/service/cluster.py).
+    (
+        """
+        CREATE TABLE IF NOT EXISTS process_heartbeats (
+            process     TEXT PRIMARY KEY,
+            shard_ids   TEXT NOT NULL,
+            shard_count INTEGER NOT NULL,
+            guilds      INTEGER NOT NULL,
+            loaded      TEXT NOT NULL,
+            served      BIGINT NOT NULL,
+            refused     BIGINT NOT NULL,
+            started_at  DOUBLE PRECISION NOT NULL,
+            updated_at  DOUBLE PRECISION NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS identify_turns (
+            bucket        INTEGER PRIMARY KEY,
+            last_identify DOUBLE PRECISION NOT NULL
         )
         """,
     ),
@@ -156,6 +185,90 @@ class PostgresGuildSettings:
         pool = self._live_pool()
         rows = await self._call(lambda: pool.fetch("SELECT checkpoint, COUNT(*) FROM guild_settings GROUP BY checkpoint"))
         return {row[0]: int(row[1]) for row in rows}
+
+    async def export_settings(self) -> list[GuildSettingRow]:
+        pool = self._live_pool()
+        rows = await self._call(
+            lambda: pool.fetch("SELECT guild_id, checkpoint, updated_by, updated_at FROM guild_settings ORDER BY guild_id")
+        )
+        return [GuildSettingRow(int(r[0]), str(r[1]), None if r[2] is None else int(r[2]), float(r[3])) for r in rows]
+
+    async def import_settings(self, rows: Iterable[GuildSettingRow]) -> int:
+        """Write ``rows`` in one transaction, each unless the store holds a newer choice for that
+        server; returns how many were written."""
+        batch = [(r.guild_id, r.checkpoint, r.updated_by, r.updated_at) for r in rows]
+        pool = self._live_pool()
+
+        async def write() -> int:
+            written = 0
+            async with pool.acquire() as connection, connection.transaction():
+                for values in batch:
+                    status = await connection.execute(
+                        "INSERT INTO guild_settings (guild_id, checkpoint, updated_by, updated_at) VALUES ($1, $2, $3, $4) "
+                        "ON CONFLICT (guild_id) DO UPDATE SET checkpoint = excluded.checkpoint, "
+                        "updated_by = excluded.updated_by, updated_at = excluded.updated_at "
+                        "WHERE excluded.updated_at >= guild_settings.updated_at",
+                        *values,
+                    )
+                    written += int(status.rsplit(" ", 1)[-1])  # "INSERT 0 1"
+            return written
+
+        return await self._call(write)
+
+    # -- what processes share (bot.service.cluster.ClusterState) ---------------------------
+
+    async def write_heartbeat(self, beat: ProcessHeartbeat) -> None:
+        pool = self._live_pool()
+        await self._call(
+            lambda: pool.execute(
+                "INSERT INTO process_heartbeats "
+                "(process, shard_ids, shard_count, guilds, loaded, served, refused, started_at, updated_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (process) DO UPDATE SET "
+                "shard_ids = excluded.shard_ids, shard_count = excluded.shard_count, guilds = excluded.guilds, "
+                "loaded = excluded.loaded, served = excluded.served, refused = excluded.refused, "
+                "started_at = excluded.started_at, updated_at = excluded.updated_at",
+                *heartbeat_values(beat),
+            )
+        )
+
+    async def heartbeats(self, *, newer_than: float) -> list[ProcessHeartbeat]:
+        pool = self._live_pool()
+        rows = await self._call(
+            lambda: pool.fetch(
+                "SELECT process, shard_ids, shard_count, guilds, loaded, served, refused, started_at, updated_at "
+                "FROM process_heartbeats WHERE updated_at > $1 ORDER BY process",
+                newer_than,
+            )
+        )
+        return [heartbeat_from_row(tuple(row)) for row in rows]
+
+    async def remove_heartbeat(self, process: str) -> None:
+        pool = self._live_pool()
+        await self._call(lambda: pool.execute("DELETE FROM process_heartbeats WHERE process = $1", process))
+
+    async def take_identify_turn(self, bucket: int, *, window: float = IDENTIFY_WINDOW_SECONDS) -> None:
+        """Wait for the bucket under an advisory lock shared by every process, timed by the
+        database's clock (the processes' clocks may disagree)."""
+        spacing = window + IDENTIFY_MARGIN_SECONDS
+        pool = self._live_pool()
+
+        async def take() -> None:
+            async with pool.acquire() as connection, connection.transaction():
+                # Other processes wanting this bucket queue on the lock until we commit.
+                await connection.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2)", _IDENTIFY_LOCK, int(bucket), timeout=_IDENTIFY_QUEUE_SECONDS
+                )
+                last = await connection.fetchval("SELECT last_identify FROM identify_turns WHERE bucket = $1", int(bucket))
+                now = await connection.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8")
+                if last is not None and now < last + spacing:
+                    await asyncio.sleep(last + spacing - now)
+                await connection.execute(
+                    "INSERT INTO identify_turns (bucket, last_identify) VALUES ($1, extract(epoch FROM clock_timestamp())) "
+                    "ON CONFLICT (bucket) DO UPDATE SET last_identify = excluded.last_identify",
+                    int(bucket),
+                )
+
+        await self._call(take, "identify turn")
 
     # -- helpers ---------------------------------------------------------------------------
 

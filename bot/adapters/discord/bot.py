@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -18,9 +20,11 @@ from bot.adapters.discord.context import FillContext
 from bot.adapters.discord.error_replies import reply_for_error
 from bot.adapters.health import bot_state, run_heartbeat
 from bot.inference.types import InferenceBackend
+from bot.service.cluster import HEARTBEAT_STALE_AFTER, LocalIdentifyTurns, ProcessHeartbeat, process_name
 from bot.service.fill_mask_service import FillMaskService
+from bot.service.guild_settings import SettingsStore, StorageError
 from bot.settings import Settings
-from bot.wiring import build_registry, running_service
+from bot.wiring import build_registry, open_guild_settings, running_service
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +34,14 @@ SHUTDOWN_GRACE_SECONDS = 15.0
 FINAL_EDIT_SECONDS = 3.0
 
 
-class FillMaskBot(commands.Bot):
+class FillMaskBot(commands.AutoShardedBot):
     """The bot. ``setup_hook`` builds its service with :func:`bot.wiring.running_service`
-    (over ``registry`` when given) and ``close()`` closes it."""
+    (over ``registry`` when given) and ``close()`` closes it.
+
+    Sharded as the settings say: SHARD_COUNT unset is one shard, ``auto`` Discord's recommended
+    count; SHARD_IDS the shards this process runs. Processes sharing a settings database take
+    turns to identify through it, so together they stay within Discord's ``max_concurrency``.
+    """
 
     def __init__(self, settings: Settings, *, registry: InferenceBackend | None = None) -> None:
         intents = discord.Intents.default()
@@ -45,9 +54,17 @@ class FillMaskBot(commands.Bot):
             help_command=None,
             chunk_guilds_at_startup=False,
             member_cache_flags=discord.MemberCacheFlags.none(),
+            shard_count=None if settings.shard_count == 0 else (settings.shard_count or 1),
+            shard_ids=list(settings.shard_ids) or None,  # pyright: ignore[reportArgumentType]  # None means all
         )
         self.settings = settings
+        self.process = process_name()
+        self.started_at = time.time()
         self._service: FillMaskService | None = None
+        self._store: SettingsStore | None = None
+        self._max_concurrency: int | None = None
+        self._local_turns = LocalIdentifyTurns()
+        self._cluster_heartbeat: asyncio.Task[None] | None = None
         self.registry = registry if registry is not None else build_registry(settings)
         self._service_scope = contextlib.AsyncExitStack()
         self._release_task: asyncio.Future[None] | None = None
@@ -68,6 +85,17 @@ class FillMaskBot(commands.Bot):
             raise RuntimeError("the service is created in setup_hook")
         return self._service
 
+    @property
+    def store(self) -> SettingsStore:
+        if self._store is None:
+            raise RuntimeError("the settings store is opened in setup_hook")
+        return self._store
+
+    @property
+    def running_shards(self) -> tuple[int, ...]:
+        """The shard ids this process runs (all of them when SHARD_IDS is unset)."""
+        return tuple(self.shard_ids) if self.shard_ids else tuple(range(self.shard_count or 1))
+
     def default_model_loaded(self) -> bool:
         return self._service is not None and self._service.default_model_has_loaded()
 
@@ -80,7 +108,11 @@ class FillMaskBot(commands.Bot):
             run_heartbeat(self.settings.health_file, self.settings.health_interval, functools.partial(bot_state, self)),
             name="heartbeat",
         )
-        self._service = await self._service_scope.enter_async_context(running_service(self.settings, registry=self.registry))
+        self._store = await open_guild_settings(self.settings)
+        self._service = await self._service_scope.enter_async_context(
+            running_service(self.settings, registry=self.registry, store=self._store)
+        )
+        self._cluster_heartbeat = asyncio.create_task(self._beat_to_store(), name="cluster-heartbeat")
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.dev_guild_id:
@@ -89,12 +121,71 @@ class FillMaskBot(commands.Bot):
             await self.tree.sync(guild=guild)
             log.info("slash commands synced to the dev guild %s", self.settings.dev_guild_id)
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # Discord allows one IDENTIFY per 5 s in each of max_concurrency buckets (shard id modulo
+        # max_concurrency), counted across every process of the bot: take the bucket's turn
+        # through the shared database, or within this process when it is unreachable.
+        bucket = (shard_id or 0) % await self._identify_concurrency()
+        try:
+            await self.store.take_identify_turn(bucket)
+        except StorageError as exc:
+            log.warning("identify pacing within this process only (the database is unavailable: %s)", exc)
+            await self._local_turns.take_identify_turn(bucket)
+        log.info("identifying shard %s (bucket %d)", shard_id, bucket)
+
+    async def _identify_concurrency(self) -> int:
+        if self._max_concurrency is None:
+            try:
+                _, _, limits = await self.http.get_bot_gateway()
+                self._max_concurrency = max(1, int(limits.get("max_concurrency", 1)))
+            except (discord.HTTPException, discord.GatewayNotFound, KeyError, TypeError, ValueError) as exc:
+                log.warning("cannot read the session start limit (%s): one identify per 5 s", exc)
+                return 1
+        return self._max_concurrency
+
+    def heartbeat(self) -> ProcessHeartbeat:
+        """This process, for the other processes' ``stats``."""
+        stats = self.service.stats_snapshot()
+        return ProcessHeartbeat(
+            process=self.process,
+            shard_ids=self.running_shards,
+            shard_count=self.shard_count or 1,
+            guilds=len(self.guilds),
+            loaded=tuple(model.checkpoint for model in stats.loaded),
+            served=stats.served,
+            refused=stats.refused,
+            started_at=self.started_at,
+        )
+
+    async def other_processes(self) -> list[ProcessHeartbeat]:
+        """The heartbeats of this bot's running processes (this one included, fresh)."""
+        newer_than = time.time() - HEARTBEAT_STALE_AFTER * self.settings.health_interval
+        try:
+            beats = await self.store.heartbeats(newer_than=newer_than)
+        except StorageError as exc:
+            log.warning("cannot read the other processes' heartbeats: %s", exc)
+            beats = []
+        return [beat for beat in beats if beat.process != self.process] + [self.heartbeat()]
+
+    async def _beat_to_store(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self.store.write_heartbeat(self.heartbeat())
+            except StorageError as exc:
+                if not failing:
+                    log.warning("cannot write this process's heartbeat row: %s", exc)
+                failing = True
+            else:
+                failing = False
+            await asyncio.sleep(self.settings.health_interval)
+
     async def get_context(
-        self, origin: discord.Message | discord.Interaction, /, *, cls: type[commands.Context[commands.Bot]] = FillContext
-    ) -> commands.Context[commands.Bot]:
+        self, origin: discord.Message | discord.Interaction, /, *, cls: type[commands.Context[Any]] = FillContext
+    ) -> commands.Context[Any]:
         return await super().get_context(origin, cls=cls)
 
-    async def _accepting_commands(self, ctx: commands.Context[commands.Bot]) -> bool:
+    async def _accepting_commands(self, ctx: commands.Context[commands.AutoShardedBot]) -> bool:
         if self.shutting_down:
             raise ShuttingDown("shutting down")
         return True
@@ -114,7 +205,7 @@ class FillMaskBot(commands.Bot):
     async def on_ready(self) -> None:
         log.info("connected as %s (%s) to %d server(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
 
-    async def on_command_error(self, ctx: commands.Context[commands.Bot], error: commands.CommandError) -> None:
+    async def on_command_error(self, ctx: commands.Context[commands.AutoShardedBot], error: commands.CommandError) -> None:
         reply = reply_for_error(ctx, error)
         if reply is None or not isinstance(ctx, FillContext):
             return
@@ -151,5 +242,10 @@ class FillMaskBot(commands.Bot):
         if self._heartbeat is not None:
             self._heartbeat.cancel()  # the file goes stale: the check reports the bot down
             await asyncio.gather(self._heartbeat, return_exceptions=True)
+        if self._cluster_heartbeat is not None:
+            self._cluster_heartbeat.cancel()
+            await asyncio.gather(self._cluster_heartbeat, return_exceptions=True)
+            with contextlib.suppress(StorageError):
+                await self.store.remove_heartbeat(self.process)  # a stopped process is not counted
         await self._service_scope.aclose()  # the models and the settings database
         log.info("closed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from discord import app_commands
 from discord.ext import commands
@@ -22,7 +23,7 @@ def permission_name(flag: str) -> str:
     return special.get(flag, flag.replace("_", " ").title().replace("Guild", "Server"))
 
 
-def reply_for_error(ctx: commands.Context[commands.Bot], error: Exception) -> Reply | None:
+def reply_for_error(ctx: commands.Context[Any], error: Exception) -> Reply | None:
     """The reply to show for a command error, or None to stay silent. Logs what is unexpected."""
     # Hybrid commands wrap errors from the slash path; look at what was actually raised.
     if isinstance(error, commands.HybridCommandError):

@@ -27,7 +27,11 @@ class InfoCog(commands.Cog, name="Info"):
     @commands.hybrid_command(name="stats", description="Bot statistics (bot owner only)")
     @commands.is_owner()
     async def stats(self, ctx: FillContext) -> None:
-        await ctx.send_reply(stats_reply(self.bot.service.stats_snapshot(), len(self.bot.guilds)), ephemeral=True)
+        processes = await self.bot.other_processes()
+        reply = stats_reply(
+            self.bot.service.stats_snapshot(), len(self.bot.guilds), processes=processes, answered_by=self.bot.process
+        )
+        await ctx.send_reply(reply, ephemeral=True)
 
 
 async def setup(bot: FillMaskBot) -> None:
