@@ -20,6 +20,7 @@ import pytest
 from bot.adapters.health import (
     bot_state,
     check_health,
+    describe_shards,
     health_main,
     run_heartbeat,
     write_heartbeat,
@@ -34,6 +35,8 @@ from bot.settings import DEFAULT_HEALTH_FILE, DEFAULT_HEALTH_INTERVAL, ConfigErr
 ROOT = Path(__file__).resolve().parent.parent
 BEAT = 0.05  # heartbeat interval in these tests
 MAX_AGE = 5.0  # generous: a slow CI machine must not make a fresh file look stale
+# What bot_state adds for an unsharded bot (no load under way).
+UNSHARDED = {"default_model_progress": None, "shards": None, "shard_count": None}
 
 
 class StandInBot:
@@ -123,12 +126,12 @@ async def test_default_model_unloaded_after_loading_still_counts_as_loaded(bert_
     reference = str(bert_checkpoint)
     bot = StandInBot(registry, reference)
     try:
-        assert bot_state(bot) == {"connected": True, "default_model_loaded": False, "default_model_progress": None}
+        assert bot_state(bot) == {"connected": True, "default_model_loaded": False, **UNSHARDED}
         await registry.get(reference)
-        assert bot_state(bot) == {"connected": True, "default_model_loaded": True, "default_model_progress": None}
+        assert bot_state(bot) == {"connected": True, "default_model_loaded": True, **UNSHARDED}
         assert registry.evict(reference)  # what loading a server's other checkpoint does
         assert registry.loaded == []
-        assert bot_state(bot) == {"connected": True, "default_model_loaded": True, "default_model_progress": None}
+        assert bot_state(bot) == {"connected": True, "default_model_loaded": True, **UNSHARDED}
     finally:
         await registry.aclose()
 
@@ -138,7 +141,7 @@ def test_bot_state_before_setup_hook_has_no_service(tmp_path: Path, bert_checkpo
     from tests.discord_helpers import make_settings
 
     bot = FillMaskBot(make_settings(tmp_path, bert_checkpoint))
-    assert bot_state(bot) == {"connected": False, "default_model_loaded": False, "default_model_progress": None}
+    assert bot_state(bot) == {"connected": False, "default_model_loaded": False, **UNSHARDED}
 
 
 def test_stale_missing_and_broken_files_are_unhealthy(tmp_path: Path) -> None:
@@ -192,7 +195,7 @@ async def test_a_failed_write_is_logged_once_and_the_heartbeat_keeps_going(
     blocker.write_text("")
     calls = 0
 
-    def state() -> dict[str, bool]:
+    def state() -> dict[str, bool | None]:
         nonlocal calls
         calls += 1
         return {"connected": True, "default_model_loaded": True, "default_model_progress": None}
@@ -217,13 +220,153 @@ def test_python_m_bot_health_module_runs_without_importing_torch(tmp_path: Path)
     assert missing.returncode == 1 and "no health file" in missing.stdout
     write_heartbeat(path, {"connected": True, "default_model_loaded": True, "default_model_progress": None})
     fine = run("-m", "bot.adapters.health")
-    assert fine.returncode == 0 and fine.stdout.startswith("healthy"), fine.stderr
+    assert fine.returncode == 0 and fine.stdout.startswith("healthy: connected"), fine.stderr
+    write_heartbeat(path, {"connected": True, "default_model_loaded": True, "shards": [2, 3], "shard_count": 4})
+    sharded = run("-m", "bot.adapters.health")
+    assert sharded.returncode == 0 and sharded.stdout.startswith("healthy: shards 2,3 of 4, connected"), sharded.stderr
     # The check runs every 30 s next to the bot: it must not pull in torch (~1.5 s, ~200 MB).
     probe = run(
         "-c",
         "import sys, bot.adapters.health; bot.adapters.health.health_main([]); print(sorted({'torch', 'discord'} & set(sys.modules)))",
     )
     assert probe.stdout.splitlines()[-1] == "[]", probe.stdout + probe.stderr
+
+
+# -- shards -------------------------------------------------------------------------------------
+
+
+class ShardedStandIn:
+    """A HealthSource with the optional shard methods (what FillMaskBot adds when sharded)."""
+
+    def __init__(self, shard_ids: object, shard_count: object) -> None:
+        self.shard_ids, self.shard_count = shard_ids, shard_count  # as discord.py's attributes: not read
+        self.connected = True
+
+    def is_ready(self) -> bool:
+        return self.connected
+
+    def is_closed(self) -> bool:
+        return False
+
+    def default_model_progress(self) -> str | None:
+        return None
+
+    def default_model_loaded(self) -> bool:
+        return True
+
+    def health_shard_ids(self) -> object:
+        return self.shard_ids
+
+    def health_shard_count(self) -> object:
+        return self.shard_count
+
+
+class OnlyShardCount(StandInBot):
+    def __init__(self, count: int | None) -> None:
+        self.ready, self.closed, self.count = True, False, count
+
+    def default_model_loaded(self) -> bool:
+        return True
+
+    def default_model_progress(self) -> str | None:
+        return None
+
+    def health_shard_count(self) -> int | None:
+        return self.count
+
+
+async def test_the_heartbeat_names_this_processs_shards_and_the_check_prints_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bot = ShardedStandIn((1, 0), 2)
+    assert bot_state(bot) == {
+        "connected": True,
+        "default_model_loaded": True,
+        "default_model_progress": None,
+        "shards": [0, 1],
+        "shard_count": 2,
+    }
+    path = tmp_path / "health-0.json"  # each process has its own HEALTH_FILE
+    heartbeat = asyncio.create_task(run_heartbeat(path, BEAT, lambda: bot_state(bot)))
+    try:
+        await until(lambda: healthy(path))
+        data = json.loads(path.read_text())
+        assert data["shards"] == [0, 1] and data["shard_count"] == 2
+        ok, reason = check_health(path, MAX_AGE)
+        assert ok and reason.startswith("healthy: shards 0,1 of 2, connected, default model loaded, heartbeat "), reason
+        assert health_main(["--file", str(path), "--max-age", str(MAX_AGE)]) == 0
+        assert capsys.readouterr().out.startswith("healthy: shards 0,1 of 2, connected")
+
+        bot.connected = False  # shard 0 or 1 lost its connection: the check says which process
+        await until(lambda: not healthy(path))
+        assert check_health(path, MAX_AGE)[1] == "unhealthy: shards 0,1 of 2: not connected to Discord"
+        assert health_main(["--file", str(path), "--max-age", str(MAX_AGE)]) == 1
+        assert capsys.readouterr().out == "unhealthy: shards 0,1 of 2: not connected to Discord\n"
+    finally:
+        heartbeat.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await heartbeat
+    stopped_at = json.loads(path.read_text())["time"]
+    ok, reason = check_health(path, MAX_AGE, now=stopped_at + MAX_AGE + 1)
+    assert not ok and reason.startswith("unhealthy: shards 0,1 of 2: the health file is stale ("), reason
+
+
+def test_shard_fields_from_sources_with_one_method_or_odd_values() -> None:
+    assert bot_state(OnlyShardCount(8))["shards"] is None and bot_state(OnlyShardCount(8))["shard_count"] == 8
+    assert bot_state(OnlyShardCount(None))["shard_count"] is None
+    # Unsharded, as a source may say it: nothing, an empty list, a count of 0 (auto, not known yet).
+    for ids, count in ((None, None), ((), None), ([], 0), ([3, 3, 1], None)):
+        state = bot_state(ShardedStandIn(ids, count))
+        assert state["shard_count"] is None
+        assert state["shards"] == ([1, 3] if ids == [3, 3, 1] else None)
+    # Not shard numbers: left out rather than written as something the check would misread.
+    for ids, count in (("0,1", "2"), ([0, -1], -2), ([True], True), ({0: "a"}, 2.5), (7, [2])):
+        state = bot_state(ShardedStandIn(ids, count))
+        assert state["shards"] is None and state["shard_count"] is None, (ids, count)
+
+
+def test_the_check_reads_files_with_without_or_with_broken_shard_fields(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    now = time.time()
+
+    def beat(**extra: object) -> tuple[bool, str]:
+        path.write_text(json.dumps({"time": now, "connected": True, "default_model_loaded": True, "pid": 7, **extra}))
+        return check_health(path, 45, now=now)
+
+    # Written by a bot from before the shard fields: unsharded, as before.
+    assert beat() == (True, "healthy: connected, default model loaded, heartbeat 0 s old")
+    assert beat(shards=None, shard_count=None) == (True, "healthy: connected, default model loaded, heartbeat 0 s old")
+    assert beat(shards=[0, 1], shard_count=2) == (
+        True,
+        "healthy: shards 0,1 of 2, connected, default model loaded, heartbeat 0 s old",
+    )
+    assert beat(shards=[3], shard_count=4)[1].startswith("healthy: shard 3 of 4, connected")
+    assert beat(shards=None, shard_count=4)[1].startswith("healthy: all 4 shards, connected")
+    assert beat(shards=[5, 6], shard_count=None)[1].startswith("healthy: shards 5,6, connected")
+    # Broken shard fields do not make a live bot unhealthy: they are left out of the verdict.
+    for shards, count in (("0,1", "2"), ([0, "1"], 0), ({"0": 1}, True), ([-1], -1), (1, [2])):
+        assert beat(shards=shards, shard_count=count) == (True, "healthy: connected, default model loaded, heartbeat 0 s old")
+    path.write_text(json.dumps({"time": now, "connected": False, "default_model_loaded": False, "shards": [0], "shard_count": 1}))
+    ok, reason = check_health(path, 45, now=now)
+    assert not ok and reason.startswith("unhealthy: shard 0 of 1: not connected to Discord; the default model is still loading")
+
+    # write_heartbeat normalises what it is given the same way.
+    write_heartbeat(path, {"connected": True, "default_model_loaded": True, "shards": (2, 0), "shard_count": 3})
+    data = json.loads(path.read_text())
+    assert data["shards"] == [0, 2] and data["shard_count"] == 3
+    write_heartbeat(path, {"connected": True, "default_model_loaded": True})
+    data = json.loads(path.read_text())
+    assert "shards" in data and data["shards"] is None and data["shard_count"] is None
+
+
+def test_describe_shards() -> None:
+    assert describe_shards(None, None) == ""
+    assert describe_shards([], None) == ""
+    assert describe_shards([0, 1], 2) == "shards 0,1 of 2"
+    assert describe_shards([7], 16) == "shard 7 of 16"
+    assert describe_shards(None, 16) == "all 16 shards"
+    assert describe_shards(None, 1) == "shard 0 of 1"
+    assert describe_shards([4, 5], None) == "shards 4,5"
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -265,8 +408,8 @@ def test_log_file_gets_the_console_format_and_rotates(tmp_path: Path) -> None:
         assert handler is not None
         assert configure_log_file(path, logger=logger) is handler  # once per file
         assert len(logger.handlers) == 1
-        assert handler.maxBytes == LOG_FILE_MAX_BYTES == 5 * 1024 * 1024  # type: ignore[attr-defined]
-        assert handler.backupCount == LOG_FILE_BACKUPS == 3  # type: ignore[attr-defined]
+        assert handler.maxBytes == LOG_FILE_MAX_BYTES == 5 * 1024 * 1024  # pyright: ignore[reportAttributeAccessIssue]
+        assert handler.backupCount == LOG_FILE_BACKUPS == 3  # pyright: ignore[reportAttributeAccessIssue]
         assert handler.formatter is not None and handler.formatter._fmt == LOG_FORMAT
         logger.info("connected as %s", "FillMask#0001")
         logger.debug("not at INFO")
@@ -275,7 +418,7 @@ def test_log_file_gets_the_console_format_and_rotates(tmp_path: Path) -> None:
         assert len(lines) == 1
         assert lines[0].endswith(" INFO    test-health-log-file: connected as FillMask#0001")
 
-        handler.maxBytes = 200  # type: ignore[attr-defined]
+        handler.maxBytes = 200  # pyright: ignore[reportAttributeAccessIssue]
         for n in range(50):
             logger.info("line %d %s", n, "x" * 50)
         handler.flush()

@@ -3,7 +3,12 @@
 The bot writes ``HEALTH_FILE`` (default ``data/health.json``; ``/data/health.json`` in the
 Docker image) every ``HEALTH_INTERVAL`` seconds::
 
-    {"time": 1732240000.5, "connected": true, "default_model_loaded": true, "pid": 7}
+    {"time": 1732240000.5, "connected": true, "default_model_loaded": true, "pid": 7,
+     "shards": [0, 1], "shard_count": 2}
+
+``shards`` (this process's shard ids) and ``shard_count`` (the bot's total) are ``null`` when
+the bot is not sharded; a file written before they existed reads as unsharded. Each process of a
+sharded bot writes its own ``HEALTH_FILE``, and the check names the shards it is about.
 
 ``python -m bot health`` (Docker's HEALTHCHECK) exits 0 only if that file is fresh (younger
 than 3 × ``HEALTH_INTERVAL``), the bot is connected to Discord and its default checkpoint has
@@ -23,7 +28,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,13 +63,64 @@ class HealthSource(Protocol):
         ...
 
 
+class ShardedHealthSource(HealthSource, Protocol):
+    """A :class:`HealthSource` that also says which shards it runs. Both methods are optional:
+    :func:`bot_state` calls each one the source has, and reports ``None`` for a missing one.
+
+    (Not ``shard_ids``/``shard_count``: discord.py's clients have attributes of those names.)
+    """
+
+    def health_shard_ids(self) -> Sequence[int] | None:
+        """This process's shard ids; ``None`` (or empty) when the bot is not sharded."""
+        ...
+
+    def health_shard_count(self) -> int | None:
+        """The bot's total shard count; ``None`` when not sharded (or not known yet: SHARD_COUNT=auto before login)."""
+        ...
+
+
 def bot_state(bot: HealthSource) -> dict[str, Any]:
-    """``connected``, ``default_model_loaded`` and the default model's load progress of a running bot."""
+    """``connected``, ``default_model_loaded``, the default model's load progress, ``shards`` and
+    ``shard_count`` of a running bot."""
+    shard_ids = getattr(bot, "health_shard_ids", None)
+    shard_count = getattr(bot, "health_shard_count", None)
     return {
         "connected": bool(bot.is_ready()) and not bot.is_closed(),
         "default_model_loaded": bot.default_model_loaded(),
         "default_model_progress": bot.default_model_progress(),
+        "shards": _shard_list(shard_ids()) if callable(shard_ids) else None,
+        "shard_count": _shard_total(shard_count()) if callable(shard_count) else None,
     }
+
+
+def _shard_list(value: object) -> list[int] | None:
+    """Sorted shard ids from ``value``; ``None`` for nothing, an empty list, or anything but shard numbers."""
+    if not isinstance(value, Iterable) or isinstance(value, str | bytes | Mapping):
+        return None
+    ids: set[int] = set()
+    for item in value:
+        if not isinstance(item, int) or isinstance(item, bool) or item < 0:
+            return None
+        ids.add(item)
+    return sorted(ids) or None
+
+
+def _shard_total(value: object) -> int | None:
+    """A shard count from ``value``: a positive int, else ``None``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def describe_shards(shards: Sequence[int] | None, shard_count: int | None) -> str:
+    """``shards 0,1 of 2``, ``shard 3 of 4``, ``all 4 shards``, ``shards 0,1``; ``""`` when not sharded."""
+    if shards:
+        ids = ",".join(str(i) for i in shards)
+        noun = "shard" if len(shards) == 1 else "shards"
+        return f"{noun} {ids} of {shard_count}" if shard_count else f"{noun} {ids}"
+    if shard_count:
+        return f"all {shard_count} shards" if shard_count > 1 else "shard 0 of 1"
+    return ""
 
 
 def write_heartbeat(path: Path, state: Mapping[str, Any], *, now: float | None = None) -> None:
@@ -79,6 +135,8 @@ def write_heartbeat(path: Path, state: Mapping[str, Any], *, now: float | None =
         "default_model_loaded": bool(state.get("default_model_loaded", False)),
         "default_model_progress": state.get("default_model_progress") or None,
         "pid": os.getpid(),
+        "shards": _shard_list(state.get("shards")),
+        "shard_count": _shard_total(state.get("shard_count")),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -140,9 +198,15 @@ def check_health(
         written = float(data["time"])
     except (ValueError, KeyError, TypeError):
         return False, f"unhealthy: the health file {path} is not a heartbeat written by the bot"
+    # Written by an older bot, or not sharded: no shards to name.
+    shards = describe_shards(_shard_list(data.get("shards")), _shard_total(data.get("shard_count")))
+    about = f"{shards}: " if shards else ""
     age = (time.time() if now is None else now) - written
     if age > max_age:
-        return False, f"unhealthy: the health file is stale ({age:.0f} s old, limit {max_age:.0f} s): the bot is stuck or stopped"
+        return (
+            False,
+            f"unhealthy: {about}the health file is stale ({age:.0f} s old, limit {max_age:.0f} s): the bot is stuck or stopped",
+        )
     problems = []
     if data.get("connected") is not True:
         problems.append("not connected to Discord")
@@ -153,8 +217,9 @@ def check_health(
         else:
             problems.append("the default model is still loading (or failed to load: see the logs)")
     if problems:
-        return False, "unhealthy: " + "; ".join(problems)
-    return True, f"healthy: connected, default model loaded, heartbeat {max(age, 0.0):.0f} s old"
+        return False, f"unhealthy: {about}" + "; ".join(problems)
+    about = f"{shards}, " if shards else ""
+    return True, f"healthy: {about}connected, default model loaded, heartbeat {max(age, 0.0):.0f} s old"
 
 
 def _positive_seconds(raw: str) -> float:
