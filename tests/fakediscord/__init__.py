@@ -19,6 +19,15 @@ Everything else falls through to a catch-all that records the call and answers 4
 does, so unexpected calls show up in tests. Discord's rate limits are enforced on request
 (``FakeDiscord(rate_limits=True)`` or ``fake.enforce_rate_limits()``; see ``ratelimits``).
 
+Sharding works as on Discord: a connection that IDENTIFYs with ``shard: [id, count]`` gets only the
+guilds with ``(guild_id >> 22) % count == id`` (``add_guild(name, shard=(id, count))`` picks such an
+id) and their events; DM events go to shard 0. ``FakeDiscord(shards=..., min_shards=...,
+max_concurrency=..., identify_window=..., identify_limit=..., session_start_limit=...)`` sets what
+``GET /gateway/bot`` recommends and reports, the least shard count accepted (else close 4011), and
+the identify rate limit (one IDENTIFY per bucket ``shard_id % max_concurrency`` per window, else
+op 9 Invalid Session); an invalid shard closes 4010. ``fake.identifies`` and
+``fake.identify_violations`` record what was accepted and refused.
+
 Modules: ``models`` (wire constants, Discord objects, what is recorded), ``state`` (everything the
 fake stores), ``rest`` (the HTTP API), ``ratelimits`` (Discord's buckets), ``gateway`` (the
 websocket), ``driver`` (``FakeDiscord``, ``start_bot``, ``stop_bot``: what tests use).

@@ -17,7 +17,7 @@ from aiohttp import web
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from tests.fakediscord.gateway import Gateway
+from tests.fakediscord.gateway import Gateway, ShardingConfig
 from tests.fakediscord.models import (
     API_PREFIX,
     CONTEXT_BOT_DM,
@@ -32,8 +32,10 @@ from tests.fakediscord.models import (
     FakeInteraction,
     GatewayFrame,
     Opt,
+    RecordedIdentify,
     RecordedRequest,
     WellKnownIds,
+    shard_of,
 )
 from tests.fakediscord.ratelimits import RateLimit
 from tests.fakediscord.rest import RequestLog, RestApi
@@ -51,13 +53,49 @@ class FakeDiscord(WellKnownIds):
 
     token: if set, REST calls and IDENTIFY must use it (else 401 / close 4004).
     rate_limits: enforce Discord's rate limits from the start (see :meth:`enforce_rate_limits`).
+
+    Sharding, as Discord does it (the defaults keep one unsharded, unlimited connection working):
+
+    shards: the recommended shard count ``GET /gateway/bot`` returns (default 1).
+    min_shards: the least shard count Discord accepts (default 1); an IDENTIFY with fewer shards,
+        or without ``shard`` when it is over 1, is closed with 4011 Sharding required.
+    max_concurrency: identify rate-limit buckets (default 1), reported in ``session_start_limit``;
+        an IDENTIFY's bucket is ``shard_id % max_concurrency`` (no ``shard``: shard 0).
+    identify_window: seconds in which a bucket accepts one IDENTIFY (Discord: 5.0).
+    identify_limit: enforce that limit: a second IDENTIFY in a bucket within the window gets op 9
+        Invalid Session (d=false) instead of READY and lands in :attr:`identify_violations`. Default
+        (None): enforced iff ``shards``, ``min_shards`` or ``max_concurrency`` is given.
+    session_start_limit: ``session_start_limit.total``; each IDENTIFY accepted (not RESUME) lowers
+        ``remaining`` by one.
+    An IDENTIFY whose shard is invalid (id < 0, id >= count, count < 1) is always closed with 4010.
     """
 
     _active: ClassVar[FakeDiscord | None] = None
 
-    def __init__(self, *, token: str | None = None, rate_limits: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        rate_limits: bool = False,
+        shards: int | None = None,
+        min_shards: int | None = None,
+        max_concurrency: int | None = None,
+        identify_window: float = 5.0,
+        identify_limit: bool | None = None,
+        session_start_limit: int = 1000,
+    ) -> None:
+        if identify_limit is None:
+            identify_limit = shards is not None or min_shards is not None or max_concurrency is not None
+        sharding = ShardingConfig(
+            recommended_shards=1 if shards is None else shards,
+            min_shards=1 if min_shards is None else min_shards,
+            max_concurrency=1 if max_concurrency is None else max_concurrency,
+            identify_window=identify_window,
+            enforce_identify_limit=identify_limit,
+            session_start_total=session_start_limit,
+        )
         self.state = DiscordState()
-        self.gateway = Gateway(self.state, token=token)
+        self.gateway = Gateway(self.state, token=token, sharding=sharding)
         self.log = RequestLog()
         self.rest = RestApi(self.state, self.gateway, self.log, token=token)
         if rate_limits:
@@ -105,6 +143,32 @@ class FakeDiscord(WellKnownIds):
     def connected(self) -> bool:
         """Whether some bot has an identified gateway session open right now."""
         return self.gateway.connected
+
+    @property
+    def sharding(self) -> ShardingConfig:
+        """The shard count, identify limit and session start limit the fake was configured with."""
+        return self.gateway.sharding
+
+    @property
+    def identifies(self) -> list[RecordedIdentify]:
+        """Every IDENTIFY accepted (answered READY), in order: ``(at, shard_id, shard_count)``, ``at``
+        from time.monotonic(); without ``shard`` it is ``(at, 0, 1)``. RESUMEs are not included."""
+        return self.gateway.identifies
+
+    @property
+    def identify_violations(self) -> list[RecordedIdentify]:
+        """Every IDENTIFY refused (op 9) for exceeding the identify rate limit, in order."""
+        return self.gateway.identify_violations
+
+    @property
+    def session_start_limit(self) -> dict[str, int]:
+        """``session_start_limit`` as ``GET /gateway/bot`` returns it now."""
+        return self.gateway.session_start_limit()
+
+    @staticmethod
+    def shard_of(guild_id: int, shard_count: int) -> int:
+        """The shard holding a guild: ``(guild_id >> 22) % shard_count``."""
+        return shard_of(guild_id, shard_count)
 
     @property
     def guilds(self) -> dict[int, FakeGuild]:
@@ -219,11 +283,13 @@ class FakeDiscord(WellKnownIds):
         self.gateway.run_soon(announce())
         return [m.user.id for m in members]
 
-    def add_guild(self, name: str = "Other Guild") -> int:
+    def add_guild(self, name: str = "Other Guild", *, shard: tuple[int, int] | None = None) -> int:
         """Add a guild (same owner; owner, admin and member as members, with their roles; #general
         and #random) and return its id. A connected bot gets GUILD_CREATE at once, one connecting
-        later finds it in READY. Its ids: ``fake.guild(gid).channel_id`` etc."""
-        guild = self.state.add_guild(name)
+        later finds it in READY. Its ids: ``fake.guild(gid).channel_id`` etc.
+
+        shard: ``(shard_id, shard_count)``: pick the id so the guild falls in that shard."""
+        guild = self.state.add_guild(name, shard=shard)
         self.gateway.announce_guild(guild.id)
         return guild.id
 

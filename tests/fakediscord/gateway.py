@@ -2,7 +2,12 @@
 RESUME, dispatch.
 
 Connections may IDENTIFY with ``shard: [id, count]``: guild events go to the shard that holds the
-guild ((guild_id >> 22) % count), DM events to shard 0, like Discord.
+guild ((guild_id >> 22) % count), DM events to shard 0, like Discord. As Discord does, IDENTIFY is
+checked (``ShardingConfig``): an invalid shard closes 4010, a shard count under the required
+minimum closes 4011, and, when the identify limit is enforced, a second IDENTIFY in a rate-limit
+bucket (shard_id % max_concurrency) within the window gets op 9 Invalid Session (d=false) instead
+of READY. Every IDENTIFY accepted counts against the session start limit that ``GET /gateway/bot``
+reports.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from tests.fakediscord.models import (
     INTENT_GUILD_MESSAGES,
     INTENT_MESSAGE_CONTENT,
     GatewayFrame,
+    RecordedIdentify,
+    shard_of,
 )
 from tests.fakediscord.state import DiscordState
 
@@ -44,7 +51,38 @@ OP_INVALID_SESSION = 9
 OP_HELLO = 10
 OP_HEARTBEAT_ACK = 11
 
-CLOSE_AUTHENTICATION_FAILED = 4004  # not resumable: the bot gives up instead of reconnecting
+# Close codes discord.py does not reconnect after (it raises ConnectionClosed from start()).
+CLOSE_AUTHENTICATION_FAILED = 4004
+CLOSE_INVALID_SHARD = 4010
+CLOSE_SHARDING_REQUIRED = 4011
+
+SESSION_START_PERIOD_S = 24 * 3600.0  # session_start_limit resets this long after the first IDENTIFY
+
+
+@dataclass
+class ShardingConfig:
+    """How the gateway shards and rate-limits IDENTIFY; ``FakeDiscord``'s constructor fills it in.
+
+    recommended_shards: ``shards`` in ``GET /gateway/bot`` (what AutoShardedClient uses without shard_count).
+    min_shards: an IDENTIFY with a lower shard count (or without ``shard``, i.e. 1) closes 4011.
+    max_concurrency: identify rate-limit buckets (bucket = shard_id % max_concurrency).
+    identify_window: seconds a bucket allows one IDENTIFY in (Discord: 5).
+    enforce_identify_limit: answer an IDENTIFY over the limit with op 9; else only count it.
+    session_start_total: ``session_start_limit.total``.
+    """
+
+    recommended_shards: int = 1
+    min_shards: int = 1
+    max_concurrency: int = 1
+    identify_window: float = 5.0
+    enforce_identify_limit: bool = False
+    session_start_total: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.recommended_shards < 1 or self.min_shards < 1 or self.max_concurrency < 1:
+            raise ValueError("shards, min_shards and max_concurrency must be at least 1")
+        if self.identify_window < 0 or self.session_start_total < 0:
+            raise ValueError("identify_window and session_start_limit must not be negative")
 
 
 @dataclass
@@ -71,9 +109,14 @@ class _Session:
 class Gateway:
     """Every bot connection to ``GET /gateway``, and the events sent to them."""
 
-    def __init__(self, state: DiscordState, *, token: str | None) -> None:
+    def __init__(self, state: DiscordState, *, token: str | None, sharding: ShardingConfig | None = None) -> None:
         self.state = state
         self.token = token  # if set, IDENTIFY/RESUME must carry it (else close 4004)
+        self.sharding = sharding or ShardingConfig()
+        self.identifies: list[RecordedIdentify] = []  # accepted, in order (RESUMEs are not IDENTIFYs)
+        self.identify_violations: list[RecordedIdentify] = []  # over the identify rate limit
+        self._bucket_identified: dict[int, float] = {}  # bucket -> monotonic time of its last accepted IDENTIFY
+        self._session_starts: list[float] = []  # monotonic times of accepted IDENTIFYs in this period
         self.url = ""  # ws://127.0.0.1:PORT/gateway once the server listens
         self.log: list[GatewayFrame] = []
         self.connects: list[dict[str, str]] = []  # query params of each connection
@@ -141,11 +184,25 @@ class Gateway:
         # other ops (presence, voice state, member requests): recorded in the log only
 
     async def _identify(self, conn: _Connection, d: dict[str, Any]) -> None:
+        received = time.monotonic()
         if self.token is not None and d.get("token") != self.token:
             await conn.ws.close(code=CLOSE_AUTHENTICATION_FAILED, message=b"Authentication failed.")
             return
+        sharded = d.get("shard") is not None
+        shard = _parse_shard(d.get("shard")) if sharded else (0, 1)  # no shard: Discord counts it as [0, 1]
+        if shard is None or not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+            await conn.ws.close(code=CLOSE_INVALID_SHARD, message=b"Invalid shard.")
+            return
+        shard_id, count = shard
+        if count < self.sharding.min_shards:
+            await conn.ws.close(code=CLOSE_SHARDING_REQUIRED, message=b"Sharding required.")
+            return
+        if not self._admit_identify(RecordedIdentify(received, shard_id, count)):
+            # Like Discord: no READY; discord.py closes, waits (before_identify_hook) and identifies again.
+            await self._send(conn, {"op": OP_INVALID_SESSION, "s": None, "t": None, "d": False})
+            return
         conn.intents = int(d.get("intents") or 0)
-        conn.shard = (int(d["shard"][0]), int(d["shard"][1])) if d.get("shard") else None
+        conn.shard = shard if sharded else None
         conn.session_id = secrets.token_hex(16)
         self._sessions[conn.session_id] = _Session(0, conn.intents, conn.shard)
         state = self.state
@@ -173,6 +230,46 @@ class Gateway:
                 await self._dispatch_to(conn, "GUILD_CREATE", state.guild_json(conn.intents, gid))
         self._ready.set()
 
+    def _admit_identify(self, identify: RecordedIdentify) -> bool:
+        """Apply the identify rate limit (when enforced) and count a session start; False if refused."""
+        cfg = self.sharding
+        bucket = identify.shard_id % cfg.max_concurrency
+        last = self._bucket_identified.get(bucket)
+        if cfg.enforce_identify_limit and last is not None and identify.at - last < cfg.identify_window:
+            _log.warning(
+                "IDENTIFY of shard %s %.3fs after the last in bucket %s: Invalid Session",
+                identify.shard_id,
+                identify.at - last,
+                bucket,
+            )
+            self.identify_violations.append(identify)
+            return False
+        self._bucket_identified[bucket] = identify.at
+        self._expire_session_starts(identify.at)
+        self._session_starts.append(identify.at)
+        self.identifies.append(identify)
+        return True
+
+    def _expire_session_starts(self, now: float) -> None:
+        if self._session_starts and now - self._session_starts[0] >= SESSION_START_PERIOD_S:
+            self._session_starts.clear()
+
+    def session_start_limit(self) -> dict[str, int]:
+        """``session_start_limit`` as ``GET /gateway/bot`` returns it: each accepted IDENTIFY uses one
+        start; the count resets 24 h after the first of the period (``reset_after``, in ms)."""
+        now = time.monotonic()
+        self._expire_session_starts(now)
+        total = self.sharding.session_start_total
+        reset_after = 0
+        if self._session_starts:
+            reset_after = int((self._session_starts[0] + SESSION_START_PERIOD_S - now) * 1000)
+        return {
+            "total": total,
+            "remaining": max(0, total - len(self._session_starts)),
+            "reset_after": reset_after,
+            "max_concurrency": self.sharding.max_concurrency,
+        }
+
     async def _resume(self, conn: _Connection, d: dict[str, Any]) -> None:
         session_id: str = d.get("session_id") or ""
         session = self._sessions.get(session_id)
@@ -192,7 +289,7 @@ class Gateway:
         if conn.shard is None:
             return True
         shard_id, count = conn.shard
-        return ((guild_id or self.state.guild_id) >> 22) % count == shard_id
+        return shard_of(guild_id or self.state.guild_id, count) == shard_id
 
     @staticmethod
     def _holds_dms(conn: _Connection) -> bool:
@@ -346,3 +443,10 @@ class Gateway:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _parse_shard(raw: Any) -> tuple[int, int] | None:
+    """IDENTIFY's ``shard`` as ``(id, count)``; None when it is not two integers."""
+    if not isinstance(raw, list | tuple) or len(raw) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) for x in raw):
+        return None
+    return (raw[0], raw[1])

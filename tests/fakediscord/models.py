@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import discord
 
@@ -80,6 +80,11 @@ def iso_time(ms_since_unix: float) -> str:
 
 def snowflake_time_ms(snowflake: int) -> int:
     return (snowflake >> 22) + DISCORD_EPOCH_MS
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that holds a guild, as Discord computes it: ``(guild_id >> 22) % shard_count``."""
+    return (int(guild_id) >> 22) % shard_count
 
 
 class WellKnownIds:
@@ -301,3 +306,14 @@ class GatewayFrame:
     t: str | None
     d: Any
     timestamp: float
+
+
+class RecordedIdentify(NamedTuple):
+    """An IDENTIFY the gateway received (accepted, or refused by the identify rate limit).
+
+    An IDENTIFY without ``shard`` is recorded as shard 0 of 1, as Discord counts it.
+    """
+
+    at: float  # time.monotonic() when the fake received it
+    shard_id: int
+    shard_count: int

@@ -275,8 +275,15 @@ class RestApi:
         return _json(self.state.dm_channel_json(cid))
 
     async def _get_gateway_bot(self, request: web.Request) -> web.Response:
-        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return _json({"url": self.gateway.url, "shards": 1, "session_start_limit": limit})
+        """The recommended shard count and the session start limit (one start per IDENTIFY accepted)."""
+        gateway = self.gateway
+        return _json(
+            {
+                "url": gateway.url,
+                "shards": gateway.sharding.recommended_shards,
+                "session_start_limit": gateway.session_start_limit(),
+            }
+        )
 
     async def _get_application(self, request: web.Request) -> web.Response:
         return _json(self.state.application_json())

@@ -31,6 +31,7 @@ from tests.fakediscord.models import (
     RecordedFile,
     WellKnownIds,
     iso_time,
+    shard_of,
     snowflake_time_ms,
 )
 
@@ -101,10 +102,14 @@ class DiscordState(WellKnownIds):
             self._channel_guild[cid] = guild.id
         return guild
 
-    def add_guild(self, name: str) -> FakeGuild:
-        """Another guild, owned by the same owner, with the well-known users as members."""
-        ids = [self.new_snowflake() for _ in range(5)]
-        return self._populate(FakeGuild(ids[0], name, self.owner_id, ids[1], ids[2], ids[3], ids[4]))
+    def add_guild(self, name: str, *, shard: tuple[int, int] | None = None) -> FakeGuild:
+        """Another guild, owned by the same owner, with the well-known users as members.
+
+        shard: ``(shard_id, shard_count)`` the guild's id must fall in, ``(id >> 22) % count == shard_id``.
+        """
+        gid = self.new_snowflake() if shard is None else self.new_snowflake_in_shard(*shard)
+        ids = [self.new_snowflake() for _ in range(4)]
+        return self._populate(FakeGuild(gid, name, self.owner_id, ids[0], ids[1], ids[2], ids[3]))
 
     def guild(self, guild_id: int | None = None) -> FakeGuild:
         """The guild ``guild_id`` (default: the first one)."""
@@ -123,6 +128,18 @@ class DiscordState(WellKnownIds):
         """Time-based, strictly increasing snowflake (interaction expiry is computed from it)."""
         sf = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
         sf = max(sf, self._last_snowflake + 1)
+        self._last_snowflake = sf
+        return sf
+
+    def new_snowflake_in_shard(self, shard_id: int, shard_count: int) -> int:
+        """The next snowflake whose shard is ``shard_id`` of ``shard_count`` (its timestamp moves on by
+        under ``shard_count`` ms)."""
+        if not 0 <= shard_id < shard_count:
+            raise ValueError(f"shard {shard_id} is not one of 0..{shard_count - 1}")
+        sf = self.new_snowflake()
+        if shard_of(sf, shard_count) != shard_id:
+            ms = sf >> 22
+            sf = (ms + (shard_id - ms) % shard_count) << 22  # a later ms, so still above every earlier id
         self._last_snowflake = sf
         return sf
 
