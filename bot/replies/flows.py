@@ -27,6 +27,8 @@ class Update:
     succeeded: bool = True
     # A progress line, for adapters that show progress differently from the notice.
     progress: LoadProgress | None = None
+    # What a failed final reply reports, for adapters that count outcomes (metrics).
+    error: Exception | None = None
 
 
 async def fill_flow(
@@ -47,7 +49,7 @@ async def fill_flow(
         reply = with_revocation_note(
             error_reply(str(exc), title=exc.title), service.take_revocation_notice(guild_id), service.default_model
         )
-        yield Update(reply, succeeded=False)
+        yield Update(reply, succeeded=False, error=exc)
         return
     revoked = service.take_revocation_notice(guild_id)
     yield Update(with_revocation_note(fill_result_reply(answer.result, answer.typed_text), revoked, service.default_model))

@@ -19,6 +19,7 @@ from bot.adapters.discord.cogs import EXTENSIONS
 from bot.adapters.discord.context import FillContext
 from bot.adapters.discord.error_replies import reply_for_error
 from bot.adapters.health import bot_state, run_heartbeat
+from bot.adapters.metrics import BotMetrics, MetricsServerError, MetricsSnapshot, Outcome, ShardSnapshot
 from bot.inference.types import InferenceBackend
 from bot.service.cluster import HEARTBEAT_STALE_AFTER, LocalIdentifyTurns, ProcessHeartbeat, process_name
 from bot.service.fill_mask_service import FillMaskService
@@ -65,6 +66,7 @@ class FillMaskBot(commands.AutoShardedBot):
         self._max_concurrency: int | None = None
         self._local_turns = LocalIdentifyTurns()
         self._cluster_heartbeat: asyncio.Task[None] | None = None
+        self.metrics = BotMetrics(self._metrics_snapshot)
         self.registry = registry if registry is not None else build_registry(settings)
         self._service_scope = contextlib.AsyncExitStack()
         self._release_task: asyncio.Future[None] | None = None
@@ -96,6 +98,35 @@ class FillMaskBot(commands.AutoShardedBot):
         """The shard ids this process runs (all of them when SHARD_IDS is unset)."""
         return tuple(self.shard_ids) if self.shard_ids else tuple(range(self.shard_count or 1))
 
+    # The health file names shards only when the owner configured sharding.
+    def health_shard_ids(self) -> tuple[int, ...] | None:
+        return self.running_shards if self.settings.shard_count is not None else None
+
+    def health_shard_count(self) -> int | None:
+        return self.shard_count if self.settings.shard_count is not None else None
+
+    def _metrics_snapshot(self) -> MetricsSnapshot:
+        per_shard: dict[int, int] = dict.fromkeys(self.running_shards, 0)
+        for guild in self.guilds:
+            per_shard[guild.shard_id] = per_shard.get(guild.shard_id, 0) + 1
+        latencies = {shard_id: shard.latency for shard_id, shard in self.shards.items()}
+        return MetricsSnapshot(
+            checkpoints=self.service.stats_snapshot().loaded if self._service is not None else (),
+            shards=[ShardSnapshot(shard, guilds, latencies.get(shard)) for shard, guilds in sorted(per_shard.items())],
+            shard_ids=self.running_shards,
+            shard_count=self.shard_count,
+        )
+
+    def _record_command(self, ctx: commands.Context[Any], failure: Outcome | None) -> None:
+        """Count a finished command for the metrics: ``failure`` when it raised, else what its reply reported."""
+        if ctx.command is None or not isinstance(ctx, FillContext) or not ctx.started:
+            return
+        shard = ctx.guild.shard_id if ctx.guild is not None else None  # None: a DM
+        self.metrics.record_request(shard, ctx.command.qualified_name, failure or ctx.outcome, time.monotonic() - ctx.started)
+
+    async def on_command_completion(self, ctx: commands.Context[Any]) -> None:
+        self._record_command(ctx, None)
+
     def default_model_loaded(self) -> bool:
         return self._service is not None and self._service.default_model_has_loaded()
 
@@ -113,6 +144,13 @@ class FillMaskBot(commands.AutoShardedBot):
             running_service(self.settings, registry=self.registry, store=self._store)
         )
         self._cluster_heartbeat = asyncio.create_task(self._beat_to_store(), name="cluster-heartbeat")
+        if self.settings.metrics_port is not None:
+            try:
+                await self.metrics.start(self.settings.metrics_host, self.settings.metrics_port)
+            except MetricsServerError as exc:
+                log.error("%s; the bot runs without metrics", exc)  # chat keeps working
+            else:
+                log.info("Prometheus metrics on http://%s:%d/metrics", self.settings.metrics_host, self.settings.metrics_port)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.dev_guild_id:
@@ -183,7 +221,10 @@ class FillMaskBot(commands.AutoShardedBot):
     async def get_context(
         self, origin: discord.Message | discord.Interaction, /, *, cls: type[commands.Context[Any]] = FillContext
     ) -> commands.Context[Any]:
-        return await super().get_context(origin, cls=cls)
+        ctx = await super().get_context(origin, cls=cls)
+        if isinstance(ctx, FillContext):
+            ctx.started = time.monotonic()
+        return ctx
 
     async def _accepting_commands(self, ctx: commands.Context[commands.AutoShardedBot]) -> bool:
         if self.shutting_down:
@@ -247,5 +288,6 @@ class FillMaskBot(commands.AutoShardedBot):
             await asyncio.gather(self._cluster_heartbeat, return_exceptions=True)
             with contextlib.suppress(StorageError):
                 await self.store.remove_heartbeat(self.process)  # a stopped process is not counted
+        await self.metrics.close()
         await self._service_scope.aclose()  # the models and the settings database
         log.info("closed")

@@ -11,6 +11,7 @@ import discord
 from discord.ext import commands
 
 from bot.adapters.discord.embeds import reply_to_embed
+from bot.adapters.metrics import Outcome
 from bot.replies.flows import Update
 from bot.replies.reply import Reply, internal_error_reply
 
@@ -26,6 +27,10 @@ UNKNOWN_MESSAGE = 10008
 
 
 class FillContext(commands.Context["FillMaskBot"]):
+    # Set by the bot as the command starts, and by a command whose reply reports a refusal.
+    started: float = 0.0
+    outcome: Outcome = "ok"
+
     async def send_reply(self, reply: Reply, *, ephemeral: bool = False) -> discord.Message:
         """Reply with ``reply``; never pings anyone, and survives the invoking message being deleted."""
         embed = reply_to_embed(reply)

@@ -8,6 +8,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.adapters.discord.context import FillContext
+from bot.adapters.discord.request_outcomes import outcome_of
 from bot.inference.types import DEFAULT_TOP_K, MAX_TOP_K
 from bot.replies.flows import fill_flow
 
@@ -50,7 +51,9 @@ class FillCog(commands.Cog, name="Fill"):
         guild_id = ctx.guild.id if ctx.guild else None
         # Defers the interaction at once (the 3-second deadline) or shows "typing" on the prefix path.
         async with self.bot.reply_in_flight(), ctx.working():
-            await ctx.follow(fill_flow(self.bot.service, guild_id, text, top_k=top_k, targets=targets))
+            last = await ctx.follow(fill_flow(self.bot.service, guild_id, text, top_k=top_k, targets=targets))
+        if last is not None and last.error is not None:
+            ctx.outcome = outcome_of(last.error)
 
 
 async def setup(bot: FillMaskBot) -> None:
