@@ -22,8 +22,8 @@ import asyncpg
 import pytest
 
 from bot.service.cluster import IDENTIFY_MARGIN_SECONDS, ProcessHeartbeat
+from bot.service.guild_settings import FORGET_PROCESSES_AFTER, SqliteGuildSettings, StorageError
 from bot.service.guild_settings import MIGRATIONS as SQLITE_MIGRATIONS
-from bot.service.guild_settings import SqliteGuildSettings, StorageError
 from bot.service.postgres_settings import MIGRATIONS as POSTGRES_MIGRATIONS
 from bot.service.postgres_settings import SCHEMA_VERSION, PostgresGuildSettings
 from tests.postgres_server import PostgresServer
@@ -195,6 +195,10 @@ async def test_heartbeats_are_kept_per_process_and_age_out(make_store: StoreFact
         assert await a.heartbeats(newer_than=now - 10) == [first, newer]
         await a.remove_heartbeat("host-a:1")
         assert await b.heartbeats(newer_than=0) == [newer]
+        # A process that died without removing its row is forgotten after a day.
+        later = ProcessHeartbeat("host-c:3", (0, 1), 4, guilds=1, updated_at=now + 1 + FORGET_PROCESSES_AFTER + 1)
+        await a.write_heartbeat(later)
+        assert await b.heartbeats(newer_than=0) == [later]
 
 
 async def test_identify_turns_are_spaced_across_stores_per_bucket(make_store: StoreFactory) -> None:

@@ -73,6 +73,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# A process silent this long (seconds) is forgotten: its heartbeat row is deleted.
+FORGET_PROCESSES_AFTER = 24 * 3600.0
+
 
 @dataclass(frozen=True, slots=True)
 class GuildSettingRow:
@@ -367,6 +370,8 @@ class SqliteGuildSettings:
 
     def _write_heartbeat_sync(self, beat: ProcessHeartbeat) -> None:
         with _transaction(self._db()) as db:
+            # Rows of processes that died without removing theirs (SIGKILL, power loss).
+            db.execute("DELETE FROM process_heartbeats WHERE updated_at < ?", (beat.updated_at - FORGET_PROCESSES_AFTER,))
             db.execute(
                 "INSERT OR REPLACE INTO process_heartbeats "
                 "(process, shard_ids, shard_count, guilds, loaded, served, refused, started_at, updated_at) "

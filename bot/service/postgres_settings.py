@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from bot.service.cluster import IDENTIFY_MARGIN_SECONDS, IDENTIFY_WINDOW_SECONDS, ProcessHeartbeat
-from bot.service.guild_settings import GuildSettingRow, StorageError, heartbeat_from_row, heartbeat_values
+from bot.service.guild_settings import FORGET_PROCESSES_AFTER, GuildSettingRow, StorageError, heartbeat_from_row, heartbeat_values
 
 log = logging.getLogger(__name__)
 
@@ -219,17 +219,24 @@ class PostgresGuildSettings:
 
     async def write_heartbeat(self, beat: ProcessHeartbeat) -> None:
         pool = self._live_pool()
-        await self._call(
-            lambda: pool.execute(
-                "INSERT INTO process_heartbeats "
-                "(process, shard_ids, shard_count, guilds, loaded, served, refused, started_at, updated_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (process) DO UPDATE SET "
-                "shard_ids = excluded.shard_ids, shard_count = excluded.shard_count, guilds = excluded.guilds, "
-                "loaded = excluded.loaded, served = excluded.served, refused = excluded.refused, "
-                "started_at = excluded.started_at, updated_at = excluded.updated_at",
-                *heartbeat_values(beat),
-            )
-        )
+
+        async def write() -> None:
+            async with pool.acquire() as connection, connection.transaction():
+                # Rows of processes that died without removing theirs (SIGKILL, power loss).
+                await connection.execute(
+                    "DELETE FROM process_heartbeats WHERE updated_at < $1", beat.updated_at - FORGET_PROCESSES_AFTER
+                )
+                await connection.execute(
+                    "INSERT INTO process_heartbeats "
+                    "(process, shard_ids, shard_count, guilds, loaded, served, refused, started_at, updated_at) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (process) DO UPDATE SET "
+                    "shard_ids = excluded.shard_ids, shard_count = excluded.shard_count, guilds = excluded.guilds, "
+                    "loaded = excluded.loaded, served = excluded.served, refused = excluded.refused, "
+                    "started_at = excluded.started_at, updated_at = excluded.updated_at",
+                    *heartbeat_values(beat),
+                )
+
+        await self._call(write)
 
     async def heartbeats(self, *, newer_than: float) -> list[ProcessHeartbeat]:
         pool = self._live_pool()
