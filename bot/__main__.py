@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.adapters.db_cli import add_db_parser, db_main
 from bot.inference.types import DEFAULT_TOP_K, MAX_TOP_K
 from bot.logs import LOG_FORMAT, configure_log_file, route_library_logs
 from bot.settings import ConfigError, Settings
@@ -63,6 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     fill.add_argument("--model", help="Hub id or local directory (default: DEFAULT_MODEL)")
     fill.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"predictions per mask (1-{MAX_TOP_K})")
     fill.add_argument("--targets", help="comma-separated words to score instead of the whole vocabulary")
+    from bot.adapters.db_cli import add_db_parser
+
     add_db_parser(sub)
     return parser.parse_args(argv)
 
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level, settings.log_file)
     if args.command == "db":
+        from bot.adapters.db_cli import db_main
+
         return db_main(settings, args)
     if args.command in (None, "run") and not settings.discord_token:
         print(NO_TOKEN, file=sys.stderr)  # before importing torch: say it at once
