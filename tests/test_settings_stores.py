@@ -181,6 +181,19 @@ async def test_two_writer_processes_end_on_one_of_their_last_values(make_store: 
         assert rows[guild] in {f"a-r{rounds - 1}", f"b-r{rounds - 1}"}
 
 
+async def test_a_change_by_another_process_is_read_within_two_seconds(make_store: StoreFactory) -> None:
+    async with make_store() as reader:
+        await reader.set_checkpoint(0, "before")
+        assert await reader.get_checkpoint(0) == "before"  # now in this store's cache, if it has one
+        writer = _writer(make_store.target, 1, "other")  # another process writes guilds 0-2
+        assert writer.communicate(timeout=60)[0].count("ack") == 3 and writer.returncode == 0
+        written = time.monotonic()
+        while (value := await reader.get_checkpoint(0)) != "other-r0":
+            assert value == "before"
+            assert time.monotonic() - written < 2.0, "a stale choice served for over 2 s"
+            await asyncio.sleep(0.05)
+
+
 async def test_heartbeats_are_kept_per_process_and_age_out(make_store: StoreFactory) -> None:
     now = time.time()
     first = ProcessHeartbeat("host-a:1", (0, 1), 4, guilds=10, loaded=("camembert-base",), served=5, refused=1, updated_at=now)

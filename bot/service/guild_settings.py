@@ -73,6 +73,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# How long a read is reused. Other processes may share the file (shards on one machine, the
+# `db` commands): their changes are seen within this time.
+CACHE_SECONDS = 1.0
+
 # A process silent this long (seconds) is forgotten: its heartbeat row is deleted.
 FORGET_PROCESSES_AFTER = 24 * 3600.0
 
@@ -157,7 +161,7 @@ class DefaultOnlySettings:
 
 
 class SqliteGuildSettings:
-    """Async access to the per-server settings table in SQLite, with an in-memory read cache."""
+    """Async access to the per-server settings table in SQLite, with a short-lived read cache."""
 
     def __init__(self, path: Path | str, *, timeout: float = 5.0) -> None:
         self.path = Path(path)
@@ -165,7 +169,7 @@ class SqliteGuildSettings:
         self.timeout = timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._connection: sqlite3.Connection | None = None
-        self._cache: dict[int, str | None] = {}
+        self._cache: dict[int, tuple[str | None, float]] = {}  # value, when read
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -189,21 +193,22 @@ class SqliteGuildSettings:
     async def get_checkpoint(self, guild_id: int) -> str | None:
         """The checkpoint the server chose, or None for the default."""
         guild_id = int(guild_id)
-        if guild_id in self._cache:
-            return self._cache[guild_id]
+        cached = self._cache.get(guild_id)
+        if cached is not None and time.monotonic() - cached[1] < CACHE_SECONDS:
+            return cached[0]
         value = await self._run(self._get_sync, guild_id)
-        self._cache[guild_id] = value
+        self._cache[guild_id] = (value, time.monotonic())
         return value
 
     async def set_checkpoint(self, guild_id: int, checkpoint: str, *, updated_by: int | None = None) -> None:
         guild_id = int(guild_id)
         await self._run(self._set_sync, guild_id, checkpoint, updated_by)
-        self._cache[guild_id] = checkpoint
+        self._cache[guild_id] = (checkpoint, time.monotonic())
 
     async def clear_checkpoint(self, guild_id: int) -> None:
         guild_id = int(guild_id)
         await self._run(self._clear_sync, guild_id)
-        self._cache[guild_id] = None
+        self._cache[guild_id] = (None, time.monotonic())
 
     async def count_guilds_per_checkpoint(self) -> dict[str, int]:
         return dict(await self._run(self._count_sync))
