@@ -2,7 +2,8 @@
 
 Prints one table per measurement; every figure is measured in this run. Sections:
 burst, bare-pass limit, idle latency, event-loop lag, memory (in a child process, so earlier
-sections do not pollute its resident-set figures) and precision options.
+sections do not pollute its resident-set figures), precision options, and the settings stores
+(SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from bench import checkpoints
 from bench.bot_burst import bot_burst_section
 from bench.measure import LagMeter, amedian_time, core_burst, median_time, table
+from bench.settings_latency import settings_section
 from bot.inference.batching import BatchingModel
 from bot.inference.loading import configure_threads, load_masked_lm, warm_imports
 from bot.inference.masked_lm import MaskedLM
@@ -258,6 +260,7 @@ async def main() -> None:
     if not args.quick:
         await precision_section(bert, checkpoints.bert_words(), args.repeat, best)
         memory_section(bert, camembert)
+    await settings_section()
 
 
 if __name__ == "__main__":
