@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from bot.adapters.discord.bot import FillMaskBot
 from bot.inference.checkpoint_policy import CheckpointPolicy
 from bot.inference.loading import load_masked_lm
 from bot.inference.registry import ModelRegistry
 from bot.service.fill_mask_service import FillMaskService, SettingsUnavailableError
 from bot.service.guild_settings import SqliteGuildSettings
-from tests.fakediscord import FakeDiscord
+from bot.service.reopening_store import RETRY_SECONDS
+from tests.discord_helpers import embed_text, make_settings
+from tests.fakediscord import FakeDiscord, start_bot, stop_bot
 from tests.test_process import bot_env, start_process, stop_process, titled
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,3 +137,33 @@ async def test_bot_with_a_broken_database_still_answers_fill(tmp_path: Path, ber
             code, stderr = await stop_process(process)
         assert code == 0
         assert "settings database unavailable" in stderr  # logged clearly for the owner
+
+
+async def test_a_sqlite_database_that_cannot_open_at_start_is_used_once_it_can(
+    tmp_path: Path, bert_checkpoint: Path, camembert_checkpoint: Path
+) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the database's folder should be")
+    settings = make_settings(tmp_path, bert_checkpoint, database_path=blocker / "bot.sqlite3")
+    async with FakeDiscord() as fake:
+        bot = FillMaskBot(settings)
+        await start_bot(bot)
+        try:
+            mark = fake.mark()
+            await fake.send_message(fake.admin_id, f"!model set {camembert_checkpoint}")
+            assert "couldn't save that setting" in embed_text(await fake.wait_for_message(titled("⚠️"), after=mark, timeout=30))
+            blocker.unlink()  # the owner fixes it; the bot is not restarted
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + RETRY_SECONDS + 10
+            while True:
+                mark = fake.mark()
+                await fake.send_message(fake.admin_id, f"!model set {camembert_checkpoint}")
+                reply = await fake.wait_for_message(lambda m: titled("✅")(m) or titled("⚠️")(m), after=mark, timeout=30)
+                if titled("✅")(reply):
+                    break
+                assert loop.time() < deadline, "the database was not opened again"
+                await asyncio.sleep(1)
+        finally:
+            await stop_bot(bot)
+    async with SqliteGuildSettings(blocker / "bot.sqlite3") as store:
+        assert await store.get_checkpoint(FakeDiscord.guild_id) == str(camembert_checkpoint)
