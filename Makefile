@@ -8,8 +8,10 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The inference service's extra (Ray Serve): for `make serve` and the tests, not for `make run`.
+SERVE_STAMP := $(VENV)/.installed-serve
 
-.PHONY: run console test test-slow bench lint clean hadolint docker
+.PHONY: run console serve test test-slow bench lint clean hadolint docker
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (set PYTHON=python3.11)"'
@@ -18,17 +20,26 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
+$(SERVE_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,serve]"
+	@touch $(SERVE_STAMP)
+
 run: $(STAMP)
 	$(BIN)/python -m bot
+
+# The inference service for INFERENCE_URL (see the README's "Inference as a service").
+SERVE_ARGS ?= --host 127.0.0.1 --port 8000
+serve: $(SERVE_STAMP)
+	RAY_USAGE_STATS_ENABLED=$${RAY_USAGE_STATS_ENABLED:-0} $(BIN)/python -m bot serve $(SERVE_ARGS)
 
 console: $(STAMP)
 	$(BIN)/python -m bot console
 
 test: lint
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Lint, format check, type check and the layer contracts (pyproject.toml's [tool.*] sections).
-lint: $(STAMP)
+lint: $(SERVE_STAMP)
 	$(BIN)/ruff check bot tests bench
 	$(BIN)/ruff format --check bot tests bench
 	$(BIN)/pyright
@@ -37,8 +48,8 @@ lint: $(STAMP)
 test-slow: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m bench $(BENCH_ARGS)
+bench: $(SERVE_STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m bench $(BENCH_ARGS)
 
 # The Dockerfile's lint alone (tests/test_dockerfile.py runs it too, with the image's checks).
 hadolint: $(STAMP)

@@ -5,6 +5,7 @@ python -m bot console              try the commands on standard input, without D
 python -m bot fill "Le camembert est <mask> :)" --model camembert-base
 python -m bot db migrate           apply the settings database's migrations
 python -m bot db copy --to URL     copy the SQLite settings into PostgreSQL
+python -m bot serve                the inference service (Ray Serve) for INFERENCE_URL
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ To try the bot without Discord, run the console mode:
 """
 
 
+NO_RAY = """The inference service runs on Ray Serve, which is an optional extra. Install it:
+
+    pip install ".[serve]"      (or: make serve, which installs it and starts the service)
+"""
+
+
 def setup_logging(level: str, log_file: Path | None = None) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
     if log_file is not None:
@@ -62,6 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     fill.add_argument("--model", help="Hub id or local directory (default: DEFAULT_MODEL)")
     fill.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"predictions per mask (1-{MAX_TOP_K})")
     fill.add_argument("--targets", help="comma-separated words to score instead of the whole vocabulary")
+    serve = sub.add_parser("serve", help="run the inference service (Ray Serve; needs the serve extra) for INFERENCE_URL")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     from bot.adapters.db_cli import add_db_parser
 
     add_db_parser(sub)
@@ -111,10 +121,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in (None, "run") and not settings.discord_token:
         print(NO_TOKEN, file=sys.stderr)  # before importing torch: say it at once
         return 2
-    route_library_logs()  # after the token check: it imports the libraries
-    from bot.inference.loading import configure_threads
+    if args.command == "serve":
+        route_library_logs()
+        try:
+            from bot.adapters.inference_server.runner import serve_main
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in ("ray", "fastapi", "starlette", "uvicorn"):
+                raise
+            print(NO_RAY, file=sys.stderr)
+            return 2
+        return serve_main(settings, args.host, args.port)
+    # With INFERENCE_URL the bot loads no weights: neither torch nor transformers is imported.
+    in_process = not settings.inference_url
+    route_library_logs(with_transformers=in_process)  # after the token check: it imports the libraries
+    if in_process:
+        from bot.inference.loading import configure_threads
 
-    log.info("torch uses %d thread(s)", configure_threads(settings.torch_threads))
+        log.info("torch uses %d thread(s)", configure_threads(settings.torch_threads))
     try:
         if args.command == "fill":
             from bot.adapters.one_shot_fill import fill_once

@@ -44,8 +44,9 @@ def configure_log_file(path: str | os.PathLike[str], *, logger: logging.Logger |
     return handler
 
 
-def route_library_logs() -> None:
-    """huggingface_hub's and transformers' output through the bot's logging, once, without bars.
+def route_library_logs(*, with_transformers: bool = True) -> None:
+    """huggingface_hub's and transformers' output through the bot's logging, once, without bars
+    (transformers left unimported with ``with_transformers=False``: a bot using INFERENCE_URL).
 
     Both libraries attach a handler of their own to their root logger, so their records were
     printed by it and again by ours (huggingface_hub propagates as well); tqdm bars belong on
@@ -53,14 +54,16 @@ def route_library_logs() -> None:
     download progress is reported by the bot itself.
     """
     import huggingface_hub.utils
-    import transformers.utils.logging as transformers_logging
 
     for name in ("huggingface_hub", "transformers"):
         library = logging.getLogger(name)
         for handler in list(library.handlers):
             library.removeHandler(handler)
         library.propagate = True
-    transformers_logging.disable_default_handler()
-    transformers_logging.enable_propagation()
-    transformers_logging.disable_progress_bar()
     huggingface_hub.utils.disable_progress_bars()
+    if with_transformers:
+        import transformers.utils.logging as transformers_logging
+
+        transformers_logging.disable_default_handler()
+        transformers_logging.enable_propagation()
+        transformers_logging.disable_progress_bar()

@@ -7,6 +7,7 @@ scripts rely on them), so they do not change.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,12 +63,29 @@ class Settings:
     # Prometheus metrics on METRICS_HOST:METRICS_PORT when the port is set.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # Inference elsewhere: this bot's Ray Serve service or Hugging Face's (no weights loaded here).
+    inference_url: str | None = None
+    # Which protocol INFERENCE_URL speaks: "fillmask" (python -m bot serve), "huggingface", or
+    # "auto" (Hugging Face's hosts are "huggingface", anything else "fillmask").
+    inference_api: str = "auto"
+    # python -m bot serve: replicas (0 = autoscale between the min and max), resources per replica.
+    serve_replicas: int = 1
+    serve_min_replicas: int = 1
+    serve_max_replicas: int = 4
+    serve_cpus_per_replica: float = 1.0
+    serve_gpus_per_replica: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.serve_min_replicas > self.serve_max_replicas:
+            raise ConfigError(
+                f"SERVE_MIN_REPLICAS ({self.serve_min_replicas}) must not exceed SERVE_MAX_REPLICAS ({self.serve_max_replicas})"
+            )
         if self.shard_ids and not self.shard_count:
             raise ConfigError("SHARD_IDS needs SHARD_COUNT (a number): which ids exist depends on the total")
         if self.shard_count and any(i >= self.shard_count for i in self.shard_ids):
-            raise ConfigError(f"SHARD_IDS must be below SHARD_COUNT={self.shard_count} (got {', '.join(map(str, self.shard_ids))})")
+            raise ConfigError(
+                f"SHARD_IDS must be below SHARD_COUNT={self.shard_count} (got {', '.join(map(str, self.shard_ids))})"
+            )
         if self.precision == "fp16" and self.device == "cpu":
             raise ConfigError("PRECISION=fp16 needs a CUDA device; on the CPU use bf16 or int8")
         if self.precision == "int8" and self.device.startswith("cuda"):
@@ -131,7 +149,44 @@ class Settings:
             shard_ids=_shard_ids(get),
             metrics_port=_optional_int(get, "METRICS_PORT", minimum=1),
             metrics_host=get("METRICS_HOST") or "127.0.0.1",
+            inference_url=_url(get, "INFERENCE_URL"),
+            inference_api=_choice(get, "INFERENCE_API", "auto", ("auto", "fillmask", "huggingface")),
+            serve_replicas=_int(get, "SERVE_REPLICAS", 1, minimum=0),
+            serve_min_replicas=_int(get, "SERVE_MIN_REPLICAS", 1, minimum=0),
+            serve_max_replicas=_int(get, "SERVE_MAX_REPLICAS", 4, minimum=1),
+            serve_cpus_per_replica=_positive_number(get, "SERVE_CPUS_PER_REPLICA", 1.0),
+            serve_gpus_per_replica=_float_number(get, "SERVE_GPUS_PER_REPLICA", 0.0),
         )
+
+
+def _url(get: Getter, key: str) -> str | None:
+    raw = get(key).rstrip("/")
+    if not raw:
+        return None
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{key} must be an http:// or https:// URL, e.g. http://127.0.0.1:8000 (got {raw!r})")
+    return raw
+
+
+def _float_number(get: Getter, key: str, default: float) -> float:
+    raw = get(key)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a number (got {raw!r})") from None
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"{key} must be 0 or more (got {raw!r})")
+    return value
+
+
+def _positive_number(get: Getter, key: str, default: float) -> float:
+    value = _float_number(get, key, default)
+    if value <= 0:
+        raise ConfigError(f"{key} must be above 0 (got {value})")
+    return value
 
 
 def _shard_count(get: Getter) -> int | None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-from bot.inference.loading import load_masked_lm, resolve_device, warm_imports
-from bot.inference.registry import ModelRegistry
 from bot.inference.types import InferenceBackend
 from bot.service.fill_mask_service import FillMaskService
 from bot.service.guild_settings import GuildSettings, SettingsStore, SqliteGuildSettings, StorageError
@@ -21,10 +21,40 @@ from bot.service.postgres_settings import PostgresGuildSettings
 from bot.service.reopening_store import ReopeningStore
 from bot.settings import Settings
 
+if TYPE_CHECKING:
+    from bot.inference.registry import ModelRegistry
+
 log = logging.getLogger(__name__)
 
 
+def build_backend(settings: Settings) -> InferenceBackend:
+    """Where fills run: the inference service at INFERENCE_URL (no weights here, no torch
+    imported), else in this process."""
+    if settings.inference_url:
+        from bot.inference.remote import RemoteBackend
+
+        return RemoteBackend(
+            settings.inference_url,
+            api=inference_api(settings),
+            load_timeout=settings.load_timeout_seconds,
+            max_in_flight=settings.max_queue,
+        )
+    return build_registry(settings)
+
+
+def inference_api(settings: Settings) -> str:
+    """The protocol INFERENCE_URL speaks: INFERENCE_API, or by its host when that is "auto"."""
+    if settings.inference_api != "auto":
+        return settings.inference_api
+    host = urllib.parse.urlsplit(settings.inference_url or "").hostname or ""
+    return "huggingface" if host.endswith(("huggingface.co", "huggingface.cloud")) else "fillmask"
+
+
 def build_registry(settings: Settings) -> ModelRegistry:
+    # Imported here: a bot with INFERENCE_URL never imports torch.
+    from bot.inference.loading import load_masked_lm, resolve_device
+    from bot.inference.registry import ModelRegistry
+
     loader = functools.partial(
         load_masked_lm,
         device=resolve_device(settings.device),
@@ -68,10 +98,13 @@ async def running_service(
     preload: bool = True,
 ) -> AsyncIterator[FillMaskService]:
     """The service, with the default checkpoint loading in the background; closed on exit."""
-    # Before anything connects: the first from_pretrained would otherwise import transformers'
-    # big modules on the loader thread and stall the running event loop.
-    warm_imports()
-    backend = registry if registry is not None else build_registry(settings)
+    backend = registry if registry is not None else build_backend(settings)
+    if not settings.inference_url:
+        from bot.inference.loading import warm_imports
+
+        # Before anything connects: the first from_pretrained would otherwise import transformers'
+        # big modules on the loader thread and stall the running event loop.
+        warm_imports()
     guild_settings = store if store is not None else await open_guild_settings(settings)
     service = FillMaskService(
         backend,

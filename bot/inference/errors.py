@@ -90,6 +90,15 @@ class BusyError(FillMaskError):
         super().__init__(message)
 
 
+class InferenceUnavailableError(FillMaskError):
+    """The inference service (INFERENCE_URL) cannot be reached or failed: an outage, not a refusal."""
+
+    title = "Model server unreachable"
+
+    def __init__(self, message: str = "The model server is unreachable right now; please try again in a minute.") -> None:
+        super().__init__(message)
+
+
 class ModelClosedError(FillMaskError):
     def __init__(self) -> None:
         super().__init__("That model was just unloaded; please try again.")

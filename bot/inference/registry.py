@@ -98,6 +98,10 @@ class ModelRegistry:
         return self._loaded.get(reference)
 
     @property
+    def where(self) -> str:
+        return "this bot's process"
+
+    @property
     def loaded(self) -> list[str]:
         """Loaded checkpoints, least recently used first."""
         return list(self._loaded)

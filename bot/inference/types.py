@@ -100,6 +100,11 @@ class FillModel(Protocol):
 class InferenceBackend(Protocol):
     """Where checkpoints are loaded and run: shared copies, loaded once, bounded in number."""
 
+    @property
+    def where(self) -> str:
+        """Where the models run, for ``model show`` ("this bot's process", "the inference service at …")."""
+        ...
+
     def state(self, reference: str) -> ModelState: ...
 
     def progress(self, reference: str) -> LoadProgress | None:

@@ -23,6 +23,7 @@ def status_fields(status: ModelStatus) -> tuple[ReplyField, ...]:
         ReplyField("Checkpoint", rich(Code(status.checkpoint), " (default)" if status.is_default else ""), True),
         ReplyField("Mask token", mask, True),
         ReplyField("State", _STATE_TEXT[status.state], True),
+        *((ReplyField("Runs in", status.where, True),) if status.where else ()),
     )
 
 

@@ -103,6 +103,8 @@ class ModelStatus:
     is_default: bool
     state: ModelState
     mask_token: str | None
+    # Where the model runs (this process, the inference service at INFERENCE_URL, ...).
+    where: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +230,7 @@ class FillMaskService:
             is_default=checkpoint == self.default_model,
             state=self.registry.state(checkpoint),
             mask_token=loaded.mask_token if loaded is not None else None,
+            where=self.registry.where,
         )
 
     def default_model_progress(self) -> str | None:

@@ -25,7 +25,7 @@ from bot.service.cluster import HEARTBEAT_STALE_AFTER, LocalIdentifyTurns, Proce
 from bot.service.fill_mask_service import FillMaskService
 from bot.service.guild_settings import SettingsStore, StorageError
 from bot.settings import Settings
-from bot.wiring import build_registry, open_guild_settings, running_service
+from bot.wiring import build_backend, open_guild_settings, running_service
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class FillMaskBot(commands.AutoShardedBot):
         self._local_turns = LocalIdentifyTurns()
         self._cluster_heartbeat: asyncio.Task[None] | None = None
         self.metrics = BotMetrics(self._metrics_snapshot)
-        self.registry = registry if registry is not None else build_registry(settings)
+        self.registry = registry if registry is not None else build_backend(settings)
         self._service_scope = contextlib.AsyncExitStack()
         self._release_task: asyncio.Future[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
