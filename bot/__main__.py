@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
 def _exit_past_stuck_loads() -> None:
     """Leave now if a checkpoint load is stuck in a read that never returns (a hung mount):
     the interpreter would wait for its thread forever. Everything else is closed by now."""
+    if "bot.inference.registry" not in sys.modules:
+        return  # nothing loaded in this process (INFERENCE_URL): nothing can be stuck
     from bot.inference.registry import loads_still_running
 
     stuck = loads_still_running()

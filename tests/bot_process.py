@@ -6,6 +6,9 @@ as ``python -m bot`` would. Production code has no hook for this: only this file
 
 ``FAKE_HUNG_LOAD`` names a checkpoint folder whose load never returns (a read on a hung
 network mount), to test that such a load cannot keep the process from stopping.
+
+``BLOCK_TORCH=1`` makes ``import torch`` and ``import transformers`` fail in this process, as
+on a machine without them: a bot with INFERENCE_URL must not need either.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 if __name__ == "__main__":
+    if os.environ.get("BLOCK_TORCH") == "1":
+        for blocked in ("torch", "transformers"):
+            sys.modules[blocked] = None  # pyright: ignore[reportArgumentType]  # import now raises ImportError
     Route.BASE = os.environ["FAKE_DISCORD_API"]
     DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["FAKE_DISCORD_GATEWAY"])
     hung = os.environ.get("FAKE_HUNG_LOAD")
