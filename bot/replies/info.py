@@ -73,7 +73,9 @@ def stats_reply(
     loaded = [
         rich(
             Code(model.checkpoint, 80),
-            f" {model.precision} · {model.memory_bytes / 2**20:.0f} MiB · queue {model.queue_depth} · {model.requests_served} served",
+            # A remote model's memory is the service's, not this process's: no MiB shown.
+            f" {model.precision}{f' · {model.memory_bytes / 2**20:.0f} MiB' if model.memory_bytes else ''}"
+            f" · queue {model.queue_depth} · {model.requests_served} served",
         )
         for model in stats.loaded
     ]

@@ -356,7 +356,7 @@ class FillMaskService:
             self._finish_switch(guild_id, mine)
         self._revoked.pop(guild_id, None)
         log.info("guild %s now uses %s", guild_id, checkpoint)
-        return ModelStatus(checkpoint, checkpoint == self.default_model, ModelState.LOADED, model.mask_token)
+        return ModelStatus(checkpoint, checkpoint == self.default_model, ModelState.LOADED, model.mask_token, self.registry.where)
 
     async def _hub_name(self, checkpoint: str) -> str:
         """A renamed repo's new id, so it is stored, loaded and shown under one name; the typed one
