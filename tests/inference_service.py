@@ -70,8 +70,10 @@ class InferenceService:
 
     async def stop(self, timeout: float = 60.0) -> int:
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return process.returncode if process is not None else 0
+        if process is None:
+            return 0
+        if process.returncode is not None:
+            return process.returncode
         process.send_signal(signal.SIGTERM)
         try:
             return await asyncio.wait_for(process.wait(), timeout)
