@@ -8,9 +8,6 @@ FROM python:3.11-slim
 
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-# Optional extras of pyproject.toml, comma-separated: EXTRAS=serve for the inference service
-# (`python -m bot serve`, Ray Serve), as docker-compose.yml builds it.
-ARG EXTRAS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -32,6 +29,10 @@ RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_IN
 
 # 2. The other dependencies, read from pyproject.toml alone, so editing the bot's code does not
 #    reinstall them. The torch above satisfies "torch>=2.2,<3": pip keeps that build.
+#    Optional extras, comma-separated: EXTRAS=serve for the inference service (`python -m bot
+#    serve`, Ray Serve), as docker-compose.yml builds it. Declared after torch, so the torch
+#    layer is shared by the images with and without it.
+ARG EXTRAS=""
 COPY pyproject.toml ./
 RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; extras = [e for e in os.environ.get('EXTRAS', '').split(',') if e]; print(*p['dependencies'], *(d for e in extras for d in p['optional-dependencies'][e]), sep=chr(10))" > /tmp/requirements.txt \
     && pip install --no-cache-dir -r /tmp/requirements.txt \
