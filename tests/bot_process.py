@@ -30,16 +30,17 @@ if __name__ == "__main__":
     if hung:
         import threading
 
-        import bot.wiring
+        import bot.inference.loading
 
-        real_load = bot.wiring.load_masked_lm
+        real_load = bot.inference.loading.load_masked_lm
 
         def load_or_hang(reference: str, **kwargs: object) -> object:
             if reference == hung:
                 threading.Event().wait()  # never returns
             return real_load(reference, **kwargs)  # pyright: ignore[reportArgumentType]
 
-        bot.wiring.load_masked_lm = load_or_hang  # pyright: ignore[reportAttributeAccessIssue]
+        # wiring.build_registry imports the loader when it runs: it finds this one.
+        bot.inference.loading.load_masked_lm = load_or_hang  # pyright: ignore[reportAttributeAccessIssue]
     from bot.__main__ import main
 
     sys.exit(main(sys.argv[1:]))
