@@ -170,15 +170,9 @@ def _url(get: Getter, key: str) -> str | None:
 
 
 def _float_number(get: Getter, key: str, default: float) -> float:
-    raw = get(key)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be a number (got {raw!r})") from None
+    value = _number(get, key, default, "a number")
     if not 0 <= value < float("inf"):
-        raise ConfigError(f"{key} must be 0 or more (got {raw!r})")
+        raise ConfigError(f"{key} must be 0 or more (got {get(key)!r})")
     return value
 
 
@@ -241,14 +235,18 @@ def _optional_int(get: Getter, key: str, *, minimum: int) -> int | None:
     return value
 
 
-def _float(get: Getter, key: str, default: float) -> float:
+def _number(get: Getter, key: str, default: float, what: str) -> float:
     raw = get(key)
     if not raw:
         return default
     try:
-        value = float(raw)
+        return float(raw)
     except ValueError:
-        raise ConfigError(f"{key} must be a number of seconds (got {raw!r})") from None
+        raise ConfigError(f"{key} must be {what} (got {raw!r})") from None
+
+
+def _float(get: Getter, key: str, default: float) -> float:
+    value = _number(get, key, default, "a number of seconds")
     if value < 0:
         raise ConfigError(f"{key} must not be negative (got {value})")
     return value

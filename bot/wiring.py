@@ -22,7 +22,7 @@ from bot.service.reopening_store import ReopeningStore
 from bot.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.inference.registry import ModelRegistry
+    from bot.inference.registry import Loader, ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +50,26 @@ def inference_api(settings: Settings) -> str:
     return "huggingface" if host.endswith(("huggingface.co", "huggingface.cloud")) else "fillmask"
 
 
-def build_registry(settings: Settings) -> ModelRegistry:
+def checkpoint_loader(settings: Settings) -> Loader:
+    """Loads a checkpoint as the settings say (device, pickle weights, precision, size limit):
+    the bot's registry and the inference service's replicas load through this one."""
     # Imported here: a bot with INFERENCE_URL never imports torch.
     from bot.inference.loading import load_masked_lm, resolve_device
-    from bot.inference.registry import ModelRegistry
 
-    loader = functools.partial(
+    return functools.partial(
         load_masked_lm,
         device=resolve_device(settings.device),
         allow_pickle_weights=settings.allow_pickle_weights,
         precision=settings.precision,
         max_parameters=settings.max_model_parameters,
     )
+
+
+def build_registry(settings: Settings) -> ModelRegistry:
+    from bot.inference.registry import ModelRegistry
+
     return ModelRegistry(
-        loader,
+        checkpoint_loader(settings),
         max_loaded=settings.max_loaded_models,
         max_batch_size=settings.max_batch_size,
         max_queue=settings.max_queue,

@@ -187,9 +187,11 @@ class ModelServer:
     def __init__(self, settings: Settings) -> None:
         # Imported here: the ingress imports this module too, and needs neither torch nor transformers.
         from bot.inference.loading import configure_threads, resolve_device, warm_imports
+        from bot.wiring import checkpoint_loader
 
         self._settings = settings
         self._device = resolve_device(settings.device)
+        self._loader = checkpoint_loader(settings)  # as the in-process bot loads
         self._threads = configure_threads(settings.torch_threads or replica_cpus(settings))
         warm_imports()
         self._batch_sizes: collections.deque[int] = collections.deque(maxlen=RECENT_BATCHES)
@@ -216,8 +218,6 @@ class ModelServer:
         )
 
     async def _load(self, checkpoint: str) -> "MaskedLM":
-        from bot.inference.loading import load_masked_lm
-
         settings = self._settings
         # The ingress checked already; checked again here, where the files are read.
         reference = check_allowed(checkpoint, settings.checkpoint_policy)
@@ -225,14 +225,7 @@ class ModelServer:
         log.info("loading %s", reference)
         try:
             model = await asyncio.wait_for(
-                asyncio.to_thread(
-                    load_masked_lm,
-                    reference,
-                    device=self._device,
-                    allow_pickle_weights=settings.allow_pickle_weights,
-                    precision=settings.precision,
-                    max_parameters=settings.max_model_parameters,
-                ),
+                asyncio.to_thread(self._loader, reference),
                 timeout=settings.load_timeout_seconds,
             )
         except TimeoutError:
