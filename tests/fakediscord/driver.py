@@ -20,6 +20,7 @@ from discord.http import Route
 from tests.fakediscord.gateway import Gateway, ShardingConfig
 from tests.fakediscord.models import (
     API_PREFIX,
+    COMMAND_MESSAGE,
     CONTEXT_BOT_DM,
     CONTEXT_GUILD,
     INTENT_GUILD_MEMBERS,
@@ -567,6 +568,91 @@ class FakeDiscord(WellKnownIds):
             await self.gateway.dispatch_dm("INTERACTION_CREATE", payload)
         else:
             await self.gateway.dispatch("INTERACTION_CREATE", payload)
+        return token
+
+    async def send_message_command(
+        self,
+        author_id: int,
+        name: str,
+        target_message_id: int,
+        *,
+        permissions: int | None = None,
+        guild_command: bool | None = None,
+        enforce_default_permissions: bool = False,
+    ) -> str:
+        """Dispatch INTERACTION_CREATE for the message context-menu command ``name`` (right-click a
+        message → Apps → ``name``) used by ``author_id`` on the stored message ``target_message_id``;
+        returns the interaction token.
+
+        Shaped like Discord's: interaction ``type`` 2 from the message's channel, ``data`` ``{id,
+        name, type: 3, target_id, resolved: {messages: {target_id: message}}}`` (plus ``guild_id``
+        for a guild command). The resolved message carries its content whatever the bot's intents
+        (MESSAGE_CONTENT does not apply to the target of a message command).
+
+        A message in the bot's DM with ``author_id`` gives a DM interaction (see
+        :meth:`_dm_interaction`; only global commands, permissions/guild_command=True do not apply);
+        a message in another user's DM raises ValueError. permissions, guild_command and
+        enforce_default_permissions are as for :meth:`send_slash`: the command must have been synced
+        as a type-3 command, its ``default_member_permissions`` (in a guild) or ``contexts`` /
+        ``dm_permission`` (in a DM) allowing it, else SlashCommandUnavailable.
+        """
+        await self.wait_connected()
+        await self.gateway.flush()
+        msg = self.state.messages.get(int(target_message_id))
+        if msg is None:
+            raise KeyError(f"unknown message {target_message_id}")
+        cid = int(msg["channel_id"])
+        guild = self.state.guild_of_channel(cid)
+        if guild is None:
+            if self.state.dm_channels.get(cid) != author_id:
+                raise ValueError(f"{author_id} cannot see a message in another user's DM with the bot")
+            if permissions is not None or guild_command:
+                raise ValueError("permissions and guild_command=True do not apply to a DM message command")
+            iid, token, cid, payload = self._dm_interaction(INTERACTION_COMMAND, author_id)
+            record, is_guild = self.state.context_menu_command(name, COMMAND_MESSAGE, False)
+        else:
+            iid, token, payload = self._guild_interaction(INTERACTION_COMMAND, author_id, cid, permissions)
+            record, is_guild = self.state.context_menu_command(name, COMMAND_MESSAGE, guild_command, guild.id)
+        if enforce_default_permissions:
+            if record is None:
+                raise SlashCommandUnavailable(f"message command {name!r} was never synced to the fake")
+            if guild is None and not _usable_in_dm(record):
+                raise SlashCommandUnavailable(f"{name!r} is not available in DMs (contexts={record.get('contexts')!r})")
+            required = record.get("default_member_permissions")
+            if guild is not None and required is not None:
+                perms = int(payload["member"]["permissions"])
+                if (perms & int(required)) != int(required) and not perms & PERM_ADMINISTRATOR:
+                    raise SlashCommandUnavailable(f"{name!r} needs permissions {required}; member has {perms}")
+        if record is not None:
+            cmd_id = int(record["id"])
+        else:
+            key = f"{name} (message command)"  # never a chat-input name: those have no spaces
+            cmd_id = self.state.unsynced_command_ids.setdefault(key, self.state.new_snowflake())
+        data: dict[str, Any] = {
+            "id": str(cmd_id),
+            "name": name,
+            "type": COMMAND_MESSAGE,
+            "target_id": msg["id"],
+            "resolved": {"messages": {msg["id"]: self.gateway.message_json(msg)}},
+        }
+        if is_guild and guild is not None:
+            data["guild_id"] = str(guild.id)
+        payload["data"] = data
+        self.state.interactions[token] = FakeInteraction(
+            iid,
+            token,
+            INTERACTION_COMMAND,
+            cid,
+            author_id,
+            name,
+            payload,
+            command_type=COMMAND_MESSAGE,
+            target_message_id=int(msg["id"]),
+        )
+        if guild is None:
+            await self.gateway.dispatch_dm("INTERACTION_CREATE", payload)
+        else:
+            await self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=guild.id)
         return token
 
     async def send_component(

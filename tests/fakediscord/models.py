@@ -54,10 +54,16 @@ INTERACTION_COMPONENT = 3
 CONTEXT_GUILD = 0
 CONTEXT_BOT_DM = 1
 
+# Application command types (``data.type`` of a command interaction, ``type`` of a synced command).
+COMMAND_CHAT_INPUT = 1
+COMMAND_USER = 2
+COMMAND_MESSAGE = 3
+
 # Message types.
 MESSAGE_DEFAULT = 0
 MESSAGE_REPLY = 19
 MESSAGE_CHAT_INPUT_COMMAND = 20
+MESSAGE_CONTEXT_MENU_COMMAND = 23
 
 # Message flags.
 FLAG_SUPPRESS_EMBEDS = 1 << 2
@@ -236,6 +242,9 @@ class FakeInteraction:
     loading: bool = False  # a type-5 deferral whose "thinking" message no followup has replaced yet
     followup_ids: list[int] = field(default_factory=list)
     source_message_id: int | None = None  # for component interactions
+    # For command interactions sent by ``send_message_command``: COMMAND_MESSAGE (None: a slash command).
+    command_type: int | None = None
+    target_message_id: int | None = None  # the message a message command was used on
 
 
 @dataclass(frozen=True)

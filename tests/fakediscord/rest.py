@@ -34,6 +34,7 @@ from tests.fakediscord.models import (
     INTERACTION_COMMAND,
     INTERACTION_COMPONENT,
     MESSAGE_CHAT_INPUT_COMMAND,
+    MESSAGE_CONTEXT_MENU_COMMAND,
     MESSAGE_DEFAULT,
     FakeInteraction,
     RecordedFile,
@@ -378,6 +379,8 @@ class RestApi:
             error = {"code": "INTERACTION_RESPONSE_TYPE_INVALID", "message": "Invalid interaction response type"}
             return _form_error({"type": {"_errors": [error]}})
         msg_type = MESSAGE_CHAT_INPUT_COMMAND if inter.type == INTERACTION_COMMAND else MESSAGE_DEFAULT
+        if inter.type == INTERACTION_COMMAND and inter.command_type is not None:
+            msg_type = MESSAGE_CONTEXT_MENU_COMMAND  # the response to a user or message command
         msg: dict[str, Any] | None = None
         if ctype == CB_MESSAGE:
             if err := _invalid_body(data):

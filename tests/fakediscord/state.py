@@ -479,6 +479,20 @@ class DiscordState(WellKnownIds):
             guild_command = g is not None
         return (g if guild_command else glob), guild_command
 
+    def context_menu_command(
+        self, name: str, command_type: int, guild_command: bool | None, guild_id: int | None = None
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Like :meth:`slash_command`, for a synced user (2) or message (3) context-menu command.
+
+        guild_id None with guild_command False: only the global commands are looked at (a DM).
+        """
+        guild_cmds = self.guild_commands.get(guild_id, []) if guild_id is not None else []
+        g = next((c for c in guild_cmds if c["name"] == name and c.get("type", 1) == command_type), None)
+        glob = next((c for c in self.global_commands if c["name"] == name and c.get("type", 1) == command_type), None)
+        if guild_command is None:
+            guild_command = g is not None
+        return (g if guild_command else glob), guild_command
+
 
 def _normalize_embed(embed: dict[str, Any]) -> dict[str, Any]:
     e = dict(embed)
