@@ -23,7 +23,8 @@ def help_reply(prefix: str, mask: str, checkpoint: str) -> Reply:
                 Code(f"{p}fill Paris is the {mask} of France."),
                 "\n",
                 Code(f"/fill text: Paris is the {mask} of France."),
-                f"\nI answer with the model's best guesses for each blank (up to {MAX_MASKS} blanks).",
+                f"\nI answer with the model's best guesses for each blank (up to {MAX_MASKS} blanks). "
+                "Or right-click any message with a blank → **Apps** → **Fill the blanks** (only you see the answer).",
             ),
         ),
         ReplyField(
