@@ -601,3 +601,49 @@ def build_unresized_checkpoint(out_dir: Path, *, seed: int = DEFAULT_SEED) -> Pa
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     return out_dir
+
+
+# --------------------------------------------------------------------------- joint sentences
+
+# Two adjacent colours before "ball": "red" is the most frequent word in both slots (half of
+# each), but no sentence says "red red"; after one "red" the other slot is "blue" (2 in 3) or
+# "green". So each blank's own top word is "red" for both, while the sentence read together
+# (one blank filled, the other asked again) is "red blue" or "blue red".
+CORPUS_JOINT = DATA_DIR / "corpus_joint.txt"
+JOINT_SENTENCE = "i saw the [MASK] [MASK] ball ."
+JOINT_REPEATED = "red"
+
+
+def build_joint_checkpoint(out_dir: Path, *, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = DEFAULT_SEED) -> Path:
+    """A tiny trained BERT on ``CORPUS_JOINT``: on ``JOINT_SENTENCE`` both blanks' own top word is
+    ``JOINT_REPEATED``, and with one of them filled so, the other's top word is another one."""
+    from transformers import AutoModelForMaskedLM
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bert_tokenizer(CORPUS_JOINT)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # model init draws from the global RNG
+        model = BertForMaskedLM(_bert_config(tokenizer))
+        train_masked_lm(model, tokenizer, read_corpus(CORPUS_JOINT), steps=train_steps, seed=seed)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+
+    # Fail here, not deep inside a test, if the checkpoint does not show what it is for.
+    reloaded_tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
+    reloaded = AutoModelForMaskedLM.from_pretrained(str(out_dir)).eval()
+
+    def tops(text: str) -> list[str]:
+        encoded = reloaded_tokenizer(text, return_tensors="pt")
+        ids = encoded["input_ids"][0].tolist()
+        positions = [i for i, token in enumerate(ids) if token == reloaded_tokenizer.mask_token_id]
+        with torch.inference_mode():
+            logits = reloaded(**encoded).logits[0]
+        return [str(reloaded_tokenizer.decode([int(logits[p].argmax())])) for p in positions]
+
+    both = tops(JOINT_SENTENCE)
+    after_first = tops(JOINT_SENTENCE.replace("[MASK]", JOINT_REPEATED, 1))
+    before_second = tops(JOINT_SENTENCE[::-1].replace("]KSAM[", JOINT_REPEATED[::-1], 1)[::-1])
+    if both != [JOINT_REPEATED, JOINT_REPEATED] or JOINT_REPEATED in after_first + before_second:
+        raise RuntimeError(f"joint checkpoint: own tops {both}, after one {JOINT_REPEATED!r}: {after_first} / {before_second}")
+    return out_dir

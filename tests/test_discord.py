@@ -79,7 +79,8 @@ async def test_several_masks_one_field_each(harness: BotOnFakeDiscord) -> None:
     await fake.send_message(fake.member_id, "!fill the <mask> sat on the <mask> .")
     body = await fake.wait_for_message(titled("Fill-mask"))
     embed = body["embeds"][0]
-    assert [f["name"] for f in embed["fields"]] == ["Mask 1 of 2", "Mask 2 of 2"]
+    assert [f["name"] for f in embed["fields"]] == ["Best sentence (read together)", "Mask 1 of 2", "Mask 2 of 2"]
+    assert "joint score" in embed["fields"][0]["value"]
     assert "per mask" in embed["footer"]["text"]
 
 

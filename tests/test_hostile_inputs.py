@@ -31,6 +31,7 @@ import pytest_asyncio
 
 from bot.adapters.discord.bot import FillMaskBot
 from bot.inference.masks import parse_fill_text
+from bot.replies.fill import JOINT_FIELD_NAME
 from tests.card_limits import assert_embed_within_limits
 from tests.checkpoints import HOSTILE_TOP, HOSTILE_VOCAB, LONG_PUNCTUATION_VOCAB, build_hostile_vocab_checkpoint
 from tests.discord_helpers import make_settings
@@ -240,6 +241,9 @@ def check_result_embed(embed: dict[str, Any], typed: str) -> None:
     check_result_description(embed.get("description") or "", typed)
     assert embed.get("fields"), embed
     for f in embed["fields"]:
+        if f["name"] == JOINT_FIELD_NAME:  # several blanks: the sentence read together, escaped text
+            assert "joint score" in f["value"]
+            continue
         assert re.fullmatch(r"Predictions|Mask [1-5] of [1-5]", f["name"]), f["name"]
         prediction_words(f["value"])
 
@@ -485,8 +489,11 @@ async def test_hostile_predictions_are_escaped(harness: MonitoredBot, hostile_vo
         embed = body["embeds"][0]
         assert embed["title"] == "Fill-mask", embed
         check_result_embed(embed, "the <mask> sat on the <mask> .")
-        assert len(embed["fields"]) == 2
-        for f in embed["fields"]:
+        joint = [f for f in embed["fields"] if f["name"] == JOINT_FIELD_NAME]
+        masks = [f for f in embed["fields"] if f["name"] != JOINT_FIELD_NAME]
+        assert len(joint) == 1 and len(masks) == 2
+        assert not unescaped(joint[0]["value"], frozenset("@<|")), joint[0]["value"]  # the model's words, escaped
+        for f in masks:
             shown = [unescape(word) for word in prediction_words(f["value"])]
             assert shown == [visible(token).strip() for token in HOSTILE_VOCAB[:HOSTILE_TOP]]
         best = embed["description"].partition(BEST_GUESS)[2]

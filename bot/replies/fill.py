@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.inference.checkpoint_policy import display_name
 from bot.inference.progress import STAGES, LoadProgress
 from bot.inference.types import FillResult
 from bot.replies.markup import Code, Inline, Quote, Rich, Text, join, rich, strong, truncate
 from bot.replies.reply import COLOUR_LOADING, Reply, ReplyField
+from bot.service.joint_fill import JointSentence
+
+if TYPE_CHECKING:
+    from bot.service.fill_mask_service import FillAnswer
 
 # Echoed text is cut well below the limits: a reply is for reading, not for replaying input.
 ECHO_LIMIT = 1000
 _WORD_LIMIT = 40
 _BAR_WIDTH = 10
 _PROGRESS_WIDTH = 20
+# The joint sentence is cut well below a field's 1024 characters: its other lines must fit too
+# (up to _STEPS_SHOWN steps of a word each, at most _WORD_LIMIT characters rendered).
+_SENTENCE_LIMIT = 480
+_STEPS_SHOWN = 5
+
+JOINT_FIELD_NAME = "Best sentence (read together)"
+JOINT_SCORE_MEANING = "The score is the chance the model gives each chosen word, multiplied, filling the surest blank first."
 
 
 def score_bar(score: float, width: int = _BAR_WIDTH) -> str:
@@ -32,9 +45,46 @@ def quote(text: str) -> Quote:
     return Quote(truncate(text, ECHO_LIMIT))
 
 
-def fill_result_reply(result: FillResult, typed_text: str) -> Reply:
+def percent(score: float) -> str:
+    """``12.3 %``; a small joint score keeps two significant digits instead of reading ``0.0 %``."""
+    value = score * 100
+    return f"{value:.1f} %" if value >= 0.1 or value == 0 else f"{value:.2g} %"
+
+
+def joint_field(joint: JointSentence) -> ReplyField:
+    """The best sentence read together, its joint score, the order the blanks were filled in, and
+    what the score means."""
+    order = join(
+        (
+            (f"blank {step.blank + 1} ", strong(shown_word(step.token_str)), f" {percent(step.probability)}")
+            for step in joint.steps[:_STEPS_SHOWN]
+        ),
+        " → ",
+    )
+    if len(joint.steps) > _STEPS_SHOWN:
+        order = rich(order, " → …")
+    value = rich(
+        Text(joint.sentence, limit=_SENTENCE_LIMIT),
+        "\n",
+        strong(f"joint score {percent(joint.score)}"),
+        " · filled ",
+        order,
+        "\n",
+        JOINT_SCORE_MEANING,
+    )
+    return ReplyField(JOINT_FIELD_NAME, value)
+
+
+def fill_answer_reply(answer: FillAnswer) -> Reply:
+    """The reply to :meth:`~bot.service.fill_mask_service.FillMaskService.answer`, joint sentence included."""
+    return fill_result_reply(answer.result, answer.typed_text, answer.joint)
+
+
+def fill_result_reply(result: FillResult, typed_text: str, joint: JointSentence | None = None) -> Reply:
     masks = len(result.masks)
-    fields = []
+    # First, so that it stays when a huge card drops trailing fields to fit Discord's total.
+    fields = [joint_field(joint)] if joint is not None and masks > 1 else []
+    shows_joint = bool(fields)
     for number, predictions in enumerate(result.masks, start=1):
         lines = [
             rich(Code(f"{rank:>2}."), " ", Code(score_bar(p.score)), f" {p.score * 100:5.1f} % ", strong(shown_word(p.token_str)))
@@ -44,7 +94,9 @@ def fill_result_reply(result: FillResult, typed_text: str) -> Reply:
         fields.append(ReplyField(name, join(lines) or "(no candidates)"))
     description = rich(quote(typed_text), "\n\n", strong("Best guess:"), " ", Text(truncate(result.best_sequence, ECHO_LIMIT)))
     footer = f"{display_name(result.checkpoint)} · {result.elapsed * 1000:.0f} ms"
-    if masks > 1:
+    if shows_joint:
+        footer += " · list scores are per mask; the best sentence's is joint"
+    elif masks > 1:
         footer += " · scores are per mask, not joint"
     return Reply(title="Fill-mask", description=description, fields=tuple(fields), footer=footer)
 

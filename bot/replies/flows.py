@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bot.inference.errors import FillMaskError
 from bot.inference.progress import LoadProgress
-from bot.replies.fill import fill_result_reply, loading_reply, progress_reply
+from bot.replies.fill import fill_answer_reply, loading_reply, progress_reply
 from bot.replies.models import model_changed_reply, model_not_changed_reply, model_superseded_reply, with_revocation_note
 from bot.replies.reply import Reply, error_reply
 from bot.service.fill_mask_service import FillMaskService, SwitchSupersededError
@@ -52,7 +52,7 @@ async def fill_flow(
         yield Update(reply, succeeded=False, error=exc)
         return
     revoked = service.take_revocation_notice(guild_id)
-    yield Update(with_revocation_note(fill_result_reply(answer.result, answer.typed_text), revoked, service.default_model))
+    yield Update(with_revocation_note(fill_answer_reply(answer), revoked, service.default_model))
 
 
 async def switch_flow(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -48,6 +49,7 @@ from bot.inference.types import (
 from bot.service.catalog import CatalogEntry, is_pattern, offered_models
 from bot.service.guild_settings import GuildSettings, StorageError
 from bot.service.hub_search import HubSearch, ModelSearch, allowed_only, hub_entry, model_search, parse_terms
+from bot.service.joint_fill import JointSentence, joint_fill
 from bot.service.model_cards import ModelCardCache, ModelCardInfo
 from bot.service.request_stats import LatencySummary, RequestStats
 
@@ -112,6 +114,9 @@ class FillAnswer:
     result: FillResult
     # The sentence as the user typed it, without the inline options (what a reply quotes).
     typed_text: str
+    # With several blanks, the best sentence read together (surest blank first, see
+    # bot.service.joint_fill); None for one blank, or when an extra pass failed (logged).
+    joint: JointSentence | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +301,8 @@ class FillMaskService:
                 result = await model.fill(request)
             except ModelClosedError:
                 # Evicted between lookup and queueing (another server needed the room): once more.
-                result = await (await self._model(checkpoint)).fill(request)
+                model = await self._model(checkpoint)
+                result = await model.fill(request)
         except FillMaskError:
             self.stats.record_failure()
             raise
@@ -309,7 +315,42 @@ class FillMaskService:
             result.batch_size,
             result.elapsed * 1000,
         )
-        return FillAnswer(result, parsed.text)
+        return FillAnswer(result, parsed.text, await self._joint_sentence(model, request, result))
+
+    async def _joint_sentence(self, model: FillModel, request: FillRequest, result: FillResult) -> JointSentence | None:
+        """The best joint sentence for several blanks; None for one, or (logged) if an extra pass fails.
+
+        The extra passes go through the same model object, with the same tenant, so they are
+        batched (fairly) with everyone else's requests. Their failure never fails the fill: the
+        per-blank answer is complete without them.
+        """
+        if len(result.masks) < 2:
+            return None
+        started = time.perf_counter()
+        try:
+            joint = await joint_fill(model, request, result)
+        except FillMaskError as exc:  # busy, evicted meanwhile, too long once filled...
+            log.warning(
+                "joint sentence omitted guild=%s checkpoint=%s: %s: %s",
+                request.tenant,
+                result.checkpoint,
+                type(exc).__name__,
+                exc,
+            )
+            return None
+        except Exception:  # a bug must not cost the user the answer they already have
+            log.exception("joint sentence failed guild=%s checkpoint=%s", request.tenant, result.checkpoint)
+            return None
+        if joint is not None:
+            log.info(
+                "joint guild=%s checkpoint=%s passes=%d score=%.3g latency_ms=%.0f",
+                request.tenant,
+                result.checkpoint,
+                len(joint.steps) - 1,
+                joint.score,
+                (time.perf_counter() - started) * 1000,
+            )
+        return joint
 
     async def _model(self, checkpoint: str) -> FillModel:
         try:
