@@ -46,16 +46,20 @@ async def _fill_once(settings: Settings, args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, default_model=args.model)
     async with running_service(settings, store=DefaultOnlySettings(), preload=False) as service:
         try:
-            result = await service.fill(None, args.text, top_k=args.top_k, targets=args.targets)
+            answer = await service.answer(None, args.text, top_k=args.top_k, targets=args.targets)
         except FillMaskError as exc:
             # A checkpoint that failed to load is told as itself: there is no "server" here.
             reason = exc.__cause__ if isinstance(exc.__cause__, CheckpointError) else exc
             print(f"error: {reason}", file=sys.stderr)
             return 1
+    result = answer.result
     for number, predictions in enumerate(result.masks, start=1):
         if len(result.masks) > 1:
             print(f"mask {number}:")
         for p in predictions:
             print(f"  {p.score * 100:6.2f} %  {p.word}")
     print(f"best: {result.best_sequence}")
+    if answer.joint is not None:
+        # The blanks read together: the surest filled first, the model run again each time.
+        print(f"read together: {answer.joint.sentence}  (joint score {answer.joint.score * 100:.2f} %)")
     return 0
