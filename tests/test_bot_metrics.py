@@ -30,13 +30,20 @@ async def test_fills_are_counted_by_outcome_with_the_process_state(tmp_path: Pat
                 mark = fake.mark()
                 await fake.send_message(fake.member_id, f"!fill {text}")
                 await fake.wait_for_message(lambda m: titled("Fill-mask")(m) or titled("⚠️")(m), after=mark, timeout=60)
-            samples = parse(await asyncio.to_thread(fetch, port))
+            # A command is counted once it has finished, just after its reply is sent: poll briefly.
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                samples = parse(await asyncio.to_thread(fetch, port))
+                counted = value(samples, "fillmask_request_seconds_count", shard=shard, command="fill")
+                if counted == 2 or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.1)
         finally:
             await stop_bot(bot)
     assert value(samples, "fillmask_requests_total", shard=shard, command="fill", outcome="ok") == 1
     assert value(samples, "fillmask_requests_total", shard=shard, command="fill", outcome="invalid") == 1
     assert value(samples, "fillmask_request_seconds_count", shard=shard, command="fill") == 2
-    assert value(samples, "fillmask_loaded_checkpoint_bytes", checkpoint=str(bert_checkpoint)) > 0  # type: ignore[operator]
+    assert (value(samples, "fillmask_loaded_checkpoint_bytes", checkpoint=str(bert_checkpoint)) or 0) > 0
     assert value(samples, "fillmask_guilds", shard=shard) == 1
     assert value(samples, "fillmask_shard_count") == 2
     assert value(samples, "fillmask_process_shard", shard="0") == 1 and value(samples, "fillmask_process_shard", shard="1") == 1
