@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -84,3 +85,18 @@ class HangingLoader:
 
     def release(self) -> None:
         self._released.set()
+
+
+async def model_set_until_saved(fake: FakeDiscord, checkpoint: str, *, within: float) -> None:
+    """``!model set`` as the admin, again every second while the bot answers that it cannot save,
+    until it confirms; fails after ``within`` seconds (a settings database coming back)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        mark = fake.mark()
+        await fake.send_message(fake.admin_id, f"!model set {checkpoint}")
+        reply = await fake.wait_for_message(lambda m: titled("✅")(m) or titled("⚠️")(m), after=mark, timeout=30)
+        if titled("✅")(reply):
+            return
+        assert loop.time() < deadline, "the settings database was not used again"
+        await asyncio.sleep(1)

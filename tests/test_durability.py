@@ -19,7 +19,7 @@ from bot.inference.registry import ModelRegistry
 from bot.service.fill_mask_service import FillMaskService, SettingsUnavailableError
 from bot.service.guild_settings import SqliteGuildSettings
 from bot.service.reopening_store import RETRY_SECONDS
-from tests.discord_helpers import embed_text, make_settings
+from tests.discord_helpers import embed_text, make_settings, model_set_until_saved
 from tests.fakediscord import FakeDiscord, start_bot, stop_bot
 from tests.test_process import bot_env, start_process, stop_process, titled
 
@@ -153,16 +153,7 @@ async def test_a_sqlite_database_that_cannot_open_at_start_is_used_once_it_can(
             await fake.send_message(fake.admin_id, f"!model set {camembert_checkpoint}")
             assert "couldn't save that setting" in embed_text(await fake.wait_for_message(titled("⚠️"), after=mark, timeout=30))
             blocker.unlink()  # the owner fixes it; the bot is not restarted
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + RETRY_SECONDS + 10
-            while True:
-                mark = fake.mark()
-                await fake.send_message(fake.admin_id, f"!model set {camembert_checkpoint}")
-                reply = await fake.wait_for_message(lambda m: titled("✅")(m) or titled("⚠️")(m), after=mark, timeout=30)
-                if titled("✅")(reply):
-                    break
-                assert loop.time() < deadline, "the database was not opened again"
-                await asyncio.sleep(1)
+            await model_set_until_saved(fake, str(camembert_checkpoint), within=RETRY_SECONDS + 10)
         finally:
             await stop_bot(bot)
     async with SqliteGuildSettings(blocker / "bot.sqlite3") as store:

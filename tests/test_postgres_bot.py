@@ -5,7 +5,6 @@ A real PostgreSQL 15 server (tests/postgres_server.py) and the real bot on the f
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from bot.adapters.discord.bot import FillMaskBot
 from bot.service.postgres_settings import PostgresGuildSettings
 from bot.service.reopening_store import RETRY_SECONDS
 from bot.settings import Settings
-from tests.discord_helpers import embed_text, make_settings, titled
+from tests.discord_helpers import embed_text, make_settings, model_set_until_saved, titled
 from tests.fakediscord import FakeDiscord, start_bot, stop_bot
 from tests.postgres_server import PostgresServer
 
@@ -115,15 +114,7 @@ async def test_a_database_down_at_start_is_used_once_it_is_up(
             assert "couldn't save that setting" in embed_text(await fake.wait_for_message(titled("⚠️"), after=mark, timeout=30))
             server.start()
             # The bot tries the database again at most every RETRY_SECONDS, without a restart.
-            deadline = asyncio.get_running_loop().time() + RETRY_SECONDS + 10
-            while True:
-                mark = fake.mark()
-                await fake.send_message(fake.admin_id, f"!model set {camembert_checkpoint}")
-                reply = await fake.wait_for_message(lambda m: titled("✅")(m) or titled("⚠️")(m), after=mark, timeout=30)
-                if titled("✅")(reply):
-                    break
-                assert asyncio.get_running_loop().time() < deadline, "the database was not used again"
-                await asyncio.sleep(1)
+            await model_set_until_saved(fake, str(camembert_checkpoint), within=RETRY_SECONDS + 10)
         finally:
             await stop_bot(bot)
     async with PostgresGuildSettings(dsn) as store:
