@@ -178,40 +178,27 @@ CAMEMBERT_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("sent", "reference_text", "top_k", "targets"), BERT_CASES)
-def test_bert_matches_pipeline(
+@pytest.mark.parametrize(
+    ("checkpoint_fixture", "sent", "reference_text", "top_k", "targets"),
+    [("bert_checkpoint", *case) for case in BERT_CASES] + [("camembert_checkpoint", *case) for case in CAMEMBERT_CASES],
+)
+def test_fill_matches_pipeline(
     service: Service,
     pipelines: dict[Path, Any],
-    bert_checkpoint: Path,
+    request: pytest.FixtureRequest,
+    checkpoint_fixture: str,
     sent: str,
     reference_text: str,
     top_k: int,
     targets: list[str] | None,
 ) -> None:
+    checkpoint: Path = request.getfixturevalue(checkpoint_fixture)
     parameters: dict[str, Any] = {"top_k": top_k}
     if targets is not None:
         parameters["targets"] = targets
-    reply = http("POST", service.url + fill_path(str(bert_checkpoint)), {"inputs": sent, "parameters": parameters})
+    reply = http("POST", service.url + fill_path(str(checkpoint)), {"inputs": sent, "parameters": parameters})
     assert reply.status == 200, reply
-    assert_same(reply.body, expected(pipelines[bert_checkpoint], reference_text, top_k, targets))
-
-
-@pytest.mark.parametrize(("sent", "reference_text", "top_k", "targets"), CAMEMBERT_CASES)
-def test_camembert_matches_pipeline(
-    service: Service,
-    pipelines: dict[Path, Any],
-    camembert_checkpoint: Path,
-    sent: str,
-    reference_text: str,
-    top_k: int,
-    targets: list[str] | None,
-) -> None:
-    parameters: dict[str, Any] = {"top_k": top_k}
-    if targets is not None:
-        parameters["targets"] = targets
-    reply = http("POST", service.url + fill_path(str(camembert_checkpoint)), {"inputs": sent, "parameters": parameters})
-    assert reply.status == 200, reply
-    assert_same(reply.body, expected(pipelines[camembert_checkpoint], reference_text, top_k, targets))
+    assert_same(reply.body, expected(pipelines[checkpoint], reference_text, top_k, targets))
 
 
 def test_parameters_are_optional(service: Service, pipelines: dict[Path, Any], bert_checkpoint: Path) -> None:
