@@ -111,7 +111,8 @@ class FillMaskBot(commands.AutoShardedBot):
             per_shard[guild.shard_id] = per_shard.get(guild.shard_id, 0) + 1
         latencies = {shard_id: shard.latency for shard_id, shard in self.shards.items()}
         return MetricsSnapshot(
-            checkpoints=self.service.stats_snapshot().loaded if self._service is not None else (),
+            # The loaded models alone: stats_snapshot() would also sort the hour's latency samples at each scrape.
+            checkpoints=self.registry.loaded_models(),
             shards=[ShardSnapshot(shard, guilds, latencies.get(shard)) for shard, guilds in sorted(per_shard.items())],
             shard_ids=self.running_shards,
             shard_count=self.shard_count,
