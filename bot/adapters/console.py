@@ -100,7 +100,7 @@ class Console:
             else:
                 self.show(error_reply(f"Unknown command. {USAGE}"))
         except FillMaskError as exc:
-            self.show(error_reply(str(exc), title=exc.title))
+            self.show(error_reply(exc.localized(), title=exc.localized_title()))
         except Exception:
             # A bug or an outage, not the user's doing: the cause goes to the log, the session goes on.
             log.exception("console command %r failed", command)

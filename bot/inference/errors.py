@@ -8,13 +8,32 @@ is logged, never shown.
 
 from __future__ import annotations
 
+from bot.i18n import N_, Text, _, text_of
 from bot.inference.types import MAX_TOP_K
 
 
 class FillMaskError(Exception):
-    """Base class: ``str(exc)`` is a friendly message for the user, ``title`` its heading."""
+    """Base class: a friendly message for the user, and ``title``, its heading.
 
-    title = "Can't do that"
+    The message may be a :class:`~bot.i18n.Message`, translated when shown
+    (:meth:`localized`); ``str(exc)`` is always the English text, for logs.
+    """
+
+    title = N_("Can't do that")
+
+    def __init__(self, message: Text = "") -> None:
+        super().__init__(message)
+        self.message: Text = message
+
+    def __str__(self) -> str:
+        return str(self.message)
+
+    def localized(self) -> str:
+        """The message in the current locale (see :mod:`bot.i18n`)."""
+        return text_of(self.message)
+
+    def localized_title(self) -> str:
+        return _(self.title)
 
 
 # -- problems with the request ---------------------------------------------------------

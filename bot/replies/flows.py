@@ -47,7 +47,7 @@ async def fill_flow(
         answer = await service.answer(guild_id, text, top_k=top_k, targets=targets)
     except FillMaskError as exc:
         reply = with_revocation_note(
-            error_reply(str(exc), title=exc.title), service.take_revocation_notice(guild_id), service.default_model
+            error_reply(exc.localized(), title=exc.localized_title()), service.take_revocation_notice(guild_id), service.default_model
         )
         yield Update(reply, succeeded=False, error=exc)
         return
@@ -79,11 +79,11 @@ async def switch_flow(
             yield Update(progress_reply(checkpoint, progress), progress=progress)
         status = switching.result()
     except SwitchSupersededError as exc:
-        yield Update(model_superseded_reply(str(exc)), succeeded=False)
+        yield Update(model_superseded_reply(exc.localized()), succeeded=False)
         return
     except FillMaskError as exc:  # refused, failed, or the bot is restarting: the old choice stays
         # Read now, not before: a `model reset` sent meanwhile is what the server keeps.
-        yield Update(model_not_changed_reply(str(exc), await service.checkpoint_for(guild_id)), succeeded=False)
+        yield Update(model_not_changed_reply(exc.localized(), await service.checkpoint_for(guild_id)), succeeded=False)
         return
     finally:
         if not switching.done():

@@ -31,7 +31,7 @@ def reply_for_error(ctx: commands.Context[Any], error: Exception) -> Reply | Non
     if isinstance(error, (commands.CommandInvokeError, app_commands.CommandInvokeError)):
         error = error.original
     if isinstance(error, FillMaskError):
-        return error_reply(str(error), title=error.title)
+        return error_reply(error.localized(), title=error.localized_title())
     if isinstance(error, commands.CommandNotFound):
         return None
     if isinstance(error, commands.NoPrivateMessage | app_commands.NoPrivateMessage):
