@@ -46,15 +46,43 @@ async def test_copy_moves_every_choice_and_can_run_again(tmp_path: Path, postgre
     dsn = with_password(await postgres_server.create_database())
     code, out = await run_bot("db", "copy", "--to", dsn, DATABASE_PATH=str(source))
     assert code == 0, out
-    assert "Copied 2 server choice(s)" in out and SECRET not in out and ":***@" in out
+    assert "Copied 2 model choice(s) and 0 language choice(s)" in out and SECRET not in out and ":***@" in out
     async with PostgresGuildSettings(dsn) as postgres:
         assert await postgres.get_checkpoint(1) == "camembert-base"
         assert await postgres.get_checkpoint(2**62) == "almanach/camembert-large"
         await postgres.set_checkpoint(1, "changed-since")  # a bot already on PostgreSQL changed it
     code, out = await run_bot("db", "copy", "--to", dsn, "--from", str(source))
-    assert code == 0 and "1 kept as they were" in out, out
+    assert code == 0 and "Copied 1 model choice(s)" in out and "1 model choice(s) kept as they were" in out, out
     async with PostgresGuildSettings(dsn) as postgres:
         assert await postgres.get_checkpoint(1) == "changed-since"
+
+
+async def test_copy_carries_languages_and_keeps_a_newer_target_language(tmp_path: Path, postgres_server: PostgresServer) -> None:
+    source = tmp_path / "old.sqlite3"
+    async with SqliteGuildSettings(source) as sqlite:
+        await sqlite.set_checkpoint(1, "camembert-base")
+        await sqlite.set_language(1, "fr", updated_by=5)
+        await sqlite.set_language(2**62, "ko")  # a language without a model choice
+    dsn = with_password(await postgres_server.create_database())
+    code, out = await run_bot("db", "copy", "--to", dsn, DATABASE_PATH=str(source))
+    assert code == 0, out
+    assert "Copied 1 model choice(s) and 2 language choice(s)" in out and "kept" not in out and SECRET not in out
+    async with PostgresGuildSettings(dsn) as postgres:
+        assert await postgres.get_checkpoint(1) == "camembert-base"
+        assert await postgres.get_language(1) == "fr"
+        assert await postgres.get_checkpoint(2**62) is None
+        assert await postgres.get_language(2**62) == "ko"
+        (row, _) = await postgres.export_languages()
+        assert (row.guild_id, row.updated_by) == (1, 5)
+        await postgres.set_language(1, "en")  # a bot already on PostgreSQL changed it
+    code, out = await run_bot("db", "copy", "--to", dsn, "--from", str(source))
+    assert code == 0, out
+    assert "Copied 1 model choice(s) and 1 language choice(s)" in out and "1 language choice(s) kept as they were" in out, out
+    assert "model choice(s) kept" not in out
+    async with PostgresGuildSettings(dsn) as postgres:
+        assert await postgres.get_language(1) == "en"
+        assert await postgres.get_language(2**62) == "ko"
+        assert await postgres.get_checkpoint(1) == "camembert-base"
 
 
 async def test_copy_refuses_a_missing_source_and_an_unreachable_target(tmp_path: Path, postgres_server: PostgresServer) -> None:
@@ -82,6 +110,7 @@ async def test_migrate_brings_an_empty_database_to_the_schema_once(postgres_serv
         assert await connection.fetchval("SELECT count(*) FROM guild_settings_schema") == 1
         assert await connection.fetchval("SELECT version FROM guild_settings_schema") == SCHEMA_VERSION
         assert await connection.fetchval("SELECT to_regclass('process_heartbeats') IS NOT NULL")
+        assert await connection.fetchval("SELECT to_regclass('guild_languages') IS NOT NULL")
     finally:
         await connection.close()
     code, out = await run_bot("db", "migrate", DATABASE_PATH=str(tmp_path / "new.sqlite3"))

@@ -22,10 +22,12 @@ import asyncpg
 import pytest
 
 from bot.service.cluster import IDENTIFY_MARGIN_SECONDS, ProcessHeartbeat
-from bot.service.guild_settings import FORGET_PROCESSES_AFTER, SqliteGuildSettings, StorageError
+from bot.service.guild_settings import FORGET_PROCESSES_AFTER, DefaultOnlySettings, SqliteGuildSettings, StorageError
 from bot.service.guild_settings import MIGRATIONS as SQLITE_MIGRATIONS
+from bot.service.guild_settings import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from bot.service.postgres_settings import MIGRATIONS as POSTGRES_MIGRATIONS
 from bot.service.postgres_settings import SCHEMA_VERSION, PostgresGuildSettings
+from bot.service.reopening_store import ReopeningStore
 from tests.postgres_server import PostgresServer
 
 
@@ -254,12 +256,17 @@ async def test_export_and_import_keep_the_newer_choice(make_store: StoreFactory,
         assert copied == rows[0] and copied.updated_by == 7
 
 
-async def test_a_database_at_the_previous_schema_is_migrated_and_keeps_its_choices(make_store: StoreFactory) -> None:
-    previous = 1
+def test_both_stores_are_at_the_same_schema() -> None:
+    assert SQLITE_SCHEMA_VERSION == SCHEMA_VERSION == 3
+
+
+@pytest.mark.parametrize("previous", [1, 2])
+async def test_a_database_at_an_older_schema_is_migrated_and_keeps_its_choices(make_store: StoreFactory, previous: int) -> None:
     if make_store.kind == "sqlite":
         connection = sqlite3.connect(make_store.target)
-        for statement in SQLITE_MIGRATIONS[0]:
-            connection.execute(statement)
+        for migration in SQLITE_MIGRATIONS[:previous]:
+            for statement in migration:
+                connection.execute(statement)
         connection.execute("INSERT INTO guild_settings VALUES (5, 'kept-across', NULL, 1.0)")
         connection.execute(f"PRAGMA user_version = {previous}")
         connection.commit()
@@ -268,16 +275,192 @@ async def test_a_database_at_the_previous_schema_is_migrated_and_keeps_its_choic
         connection = await asyncpg.connect(make_store.target)
         await connection.execute("CREATE TABLE guild_settings_schema (version INTEGER NOT NULL)")
         await connection.execute("INSERT INTO guild_settings_schema VALUES ($1)", previous)
-        for statement in POSTGRES_MIGRATIONS[0]:
-            await connection.execute(statement)
+        for migration in POSTGRES_MIGRATIONS[:previous]:
+            for statement in migration:
+                await connection.execute(statement)
         await connection.execute("INSERT INTO guild_settings VALUES (5, 'kept-across', NULL, 1.0)")
         await connection.close()
     async with make_store() as store:
         assert await store.get_checkpoint(5) == "kept-across"
         await store.write_heartbeat(ProcessHeartbeat("h:1", (0,), 1, guilds=1))  # v2's table exists
         assert [beat.process for beat in await store.heartbeats(newer_than=0)] == ["h:1"]
+        assert await store.get_language(5) is None  # v3's table exists, empty
+        await store.set_language(5, "fr")
     async with make_store() as store:  # opening again migrates nothing
         assert await store.get_checkpoint(5) == "kept-across"
+        assert await store.get_language(5) == "fr"
+    if make_store.kind == "sqlite":
+        connection = sqlite3.connect(make_store.target)
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SQLITE_SCHEMA_VERSION
+        connection.close()
+    else:
+        connection = await asyncpg.connect(make_store.target)
+        assert [tuple(r) for r in await connection.fetch("SELECT version FROM guild_settings_schema")] == [(SCHEMA_VERSION,)]
+        await connection.close()
+
+
+# -- languages --------------------------------------------------------------------------------
+
+
+async def test_language_set_get_overwrite_and_clear(make_store: StoreFactory) -> None:
+    async with make_store() as store:
+        assert await store.get_language(1) is None
+        await store.set_language(1, "fr", updated_by=42)
+        assert await store.get_language(1) == "fr"
+        await store.set_language(1, "ko")
+        assert await store.get_language(1) == "ko"
+        assert await store.get_language(2) is None
+        await store.clear_language(1)
+        assert await store.get_language(1) is None
+        await store.clear_language(99)  # clearing an unset guild is fine
+        await store.set_language(BIG, "en", updated_by=SNOWFLAKE)
+        await store.set_language(str(SNOWFLAKE), "fr")  # ids are ints whatever callers pass
+    async with make_store() as store:
+        assert await store.get_language(BIG) == "en"
+        assert await store.get_language(BIG - 1) is None
+        assert await store.get_language(SNOWFLAKE) == "fr"
+
+
+async def test_language_survives_reopening(make_store: StoreFactory) -> None:
+    async with make_store() as store:
+        await store.set_language(1, "fr", updated_by=42)
+        await store.set_language(2, "ko")
+        await store.set_language(3, "en")
+        await store.clear_language(3)
+    async with make_store() as store:
+        assert await store.get_language(1) == "fr"
+        assert await store.get_language(2) == "ko"
+        assert await store.get_language(3) is None
+
+
+async def test_checkpoint_and_language_are_independent(make_store: StoreFactory) -> None:
+    async with make_store() as store:
+        await store.set_checkpoint(1, "camembert-base")
+        await store.set_language(1, "fr")
+        await store.clear_checkpoint(1)  # `model reset`
+        assert await store.get_language(1) == "fr"
+        assert await store.get_checkpoint(1) is None
+        await store.set_checkpoint(1, "xlm-roberta-base")
+        await store.clear_language(1)
+        assert await store.get_checkpoint(1) == "xlm-roberta-base"
+        assert await store.get_language(1) is None
+        await store.set_language(2, "ko")  # a language alone is not a model choice
+        assert await store.count_guilds_per_checkpoint() == {"xlm-roberta-base": 1}
+    async with make_store() as store:
+        assert await store.get_checkpoint(1) == "xlm-roberta-base"
+        assert await store.get_language(1) is None
+        assert await store.get_checkpoint(2) is None
+        assert await store.get_language(2) == "ko"
+        assert [row.guild_id for row in await store.export_settings()] == [1]
+        assert [(row.guild_id, row.language) for row in await store.export_languages()] == [(2, "ko")]
+
+
+_LANGUAGE_WRITER = """
+import asyncio, sys
+from bot.service.guild_settings import SqliteGuildSettings
+from bot.service.postgres_settings import PostgresGuildSettings
+
+async def main(target):
+    store = PostgresGuildSettings(target) if target.startswith("postgresql://") else SqliteGuildSettings(target, timeout=30)
+    async with store:
+        await store.set_language(0, "ko", updated_by=1)
+        print("ack", flush=True)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_a_language_change_by_another_process_is_read_within_two_seconds(make_store: StoreFactory) -> None:
+    async with make_store() as reader:
+        await reader.set_language(0, "fr")
+        assert await reader.get_language(0) == "fr"  # now in this store's cache, if it has one
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", _LANGUAGE_WRITER, make_store.target],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert done.returncode == 0 and done.stdout.count("ack") == 1, done.stderr
+        written = time.monotonic()
+        while (value := await reader.get_language(0)) != "ko":
+            assert value == "fr"
+            assert time.monotonic() - written < 2.0, "a stale language served for over 2 s"
+            await asyncio.sleep(0.05)
+
+
+async def test_a_language_change_by_another_store_is_read_within_two_seconds(make_store: StoreFactory) -> None:
+    async with make_store() as reader, make_store() as writer:
+        assert await reader.get_language(0) is None  # cached "none chosen", if it caches
+        await writer.set_language(0, "fr")
+        written = time.monotonic()
+        while (value := await reader.get_language(0)) != "fr":
+            assert value is None
+            assert time.monotonic() - written < 2.0, "a stale language served for over 2 s"
+            await asyncio.sleep(0.05)
+        await writer.clear_language(0)
+        cleared = time.monotonic()
+        while (value := await reader.get_language(0)) is not None:
+            assert value == "fr"
+            assert time.monotonic() - cleared < 2.0, "a cleared language served for over 2 s"
+            await asyncio.sleep(0.05)
+
+
+async def test_export_and_import_languages_keep_the_newer_choice(make_store: StoreFactory, tmp_path: Path) -> None:
+    async with SqliteGuildSettings(tmp_path / "source.sqlite3") as source:
+        await source.set_language(1, "fr", updated_by=7)
+        await source.set_language(2, "en")
+        await source.set_checkpoint(1, "camembert-base")
+        rows = await source.export_languages()
+        assert [(row.guild_id, row.language) for row in rows] == [(1, "fr"), (2, "en")]
+    async with make_store() as target:
+        assert await target.get_language(1) is None  # cached as "none chosen" in SQLite
+        await target.set_language(2, "ko")  # written after the source's row
+        await target.set_language(3, "fr")
+        assert await target.import_languages(rows) == 1
+        assert await target.get_language(1) == "fr"  # the import drops the read cache
+        assert await target.get_language(2) == "ko"
+        assert await target.get_language(3) == "fr"
+        assert await target.import_languages(rows) == 1  # again: the same row, nothing lost
+        (copied,) = [row for row in await target.export_languages() if row.guild_id == 1]
+        assert copied == rows[0] and copied.updated_by == 7
+        assert await target.get_checkpoint(1) is None  # languages carry no checkpoint
+
+
+async def test_without_a_database_languages_are_none_and_changes_refused(tmp_path: Path) -> None:
+    default_only = DefaultOnlySettings("no database here")
+    assert await default_only.get_language(1) is None
+    for change in (default_only.set_language(1, "fr"), default_only.clear_language(1)):
+        with pytest.raises(StorageError, match="no database here"):
+            await change
+    with pytest.raises(StorageError, match="no database here"):
+        await default_only.export_languages()
+    with pytest.raises(StorageError, match="no database here"):
+        await default_only.import_languages([])
+
+    path = tmp_path / "later.sqlite3"
+    unopened = ReopeningStore(SqliteGuildSettings(path), "not reachable yet", retry_seconds=3600)
+    assert await unopened.get_language(1) is None
+    with pytest.raises(StorageError, match="not reachable yet"):
+        await unopened.set_language(1, "fr")
+    with pytest.raises(StorageError, match="not reachable yet"):
+        await unopened.clear_language(1)
+    with pytest.raises(StorageError, match="not reachable yet"):
+        await unopened.export_languages()
+    await unopened.close()
+
+    reopened = ReopeningStore(SqliteGuildSettings(path), "not reachable yet", retry_seconds=0)
+    try:
+        await reopened.set_language(1, "fr", updated_by=3)  # opens on first use, then delegates
+        assert await reopened.get_language(1) == "fr"
+        (row,) = await reopened.export_languages()
+        assert (row.guild_id, row.language, row.updated_by) == (1, "fr", 3)
+        assert await reopened.import_languages([row]) == 1
+        await reopened.clear_language(1)
+        assert await reopened.get_language(1) is None
+    finally:
+        await reopened.close()
 
 
 # -- PostgreSQL only --------------------------------------------------------------------------

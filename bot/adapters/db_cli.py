@@ -1,7 +1,8 @@
 """``python -m bot db``: the settings database's migrations, and moving it to PostgreSQL.
 
 python -m bot db migrate                          bring the configured database to this bot's schema
-python -m bot db copy --to postgresql://...       copy the SQLite database's choices into PostgreSQL
+python -m bot db copy --to postgresql://...       copy the SQLite database's choices (model and
+                                                  language of each server) into PostgreSQL
 
 Both are safe to run while bots run and to run twice: migrations take the same lock the bots
 take at start-up, and a copy never replaces a server's choice that is newer in the target.
@@ -25,7 +26,9 @@ def add_db_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     db = sub.add_parser("db", help="the settings database: migrate, or copy SQLite's choices to PostgreSQL")
     actions = db.add_subparsers(dest="db_command", required=True)
     actions.add_parser("migrate", help="apply this bot's schema migrations to DATABASE_URL (else DATABASE_PATH)")
-    copy = actions.add_parser("copy", help="copy every server's choice from a SQLite database into PostgreSQL")
+    copy = actions.add_parser(
+        "copy", help="copy every server's choice of model and of language from a SQLite database into PostgreSQL"
+    )
     copy.add_argument("--to", required=True, metavar="postgresql://...", help="the PostgreSQL database to copy into")
     copy.add_argument("--from", dest="source", type=Path, help="the SQLite file (default: DATABASE_PATH)")
 
@@ -60,13 +63,21 @@ async def _copy(source: Path, target: str) -> str:
         # Opening it would create an empty database and copy nothing: say so instead.
         raise ValueError(f"there is no SQLite database at {source} (set --from or DATABASE_PATH)")
     async with SqliteGuildSettings(source) as sqlite:
-        rows = await sqlite.export_settings()
+        models = await sqlite.export_settings()
+        languages = await sqlite.export_languages()
     async with PostgresGuildSettings(target) as postgres:
-        written = await postgres.import_settings(rows)
-    kept = len(rows) - written
-    summary = f"Copied {written} server choice(s) from {source} to {redacted(target)}"
+        models_written = await postgres.import_settings(models)
+        languages_written = await postgres.import_languages(languages)
+    summary = (
+        f"Copied {models_written} model choice(s) and {languages_written} language choice(s) from {source} to {redacted(target)}"
+    )
+    kept = [
+        f"{count} {what} choice(s)"
+        for count, what in ((len(models) - models_written, "model"), (len(languages) - languages_written, "language"))
+        if count
+    ]
     if kept:
-        summary += f"; {kept} kept as they were (the PostgreSQL database had a newer choice for those servers)"
+        summary += f"; {' and '.join(kept)} kept as they were (the PostgreSQL database had a newer choice for those servers)"
     return summary + "."
 
 

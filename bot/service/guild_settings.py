@@ -1,4 +1,4 @@
-"""Per-server settings: which checkpoint each server uses.
+"""Per-server settings: which checkpoint each server uses, and which language the bot replies in.
 
 :class:`GuildSettings` is the interface the service uses; :class:`SqliteGuildSettings` is the
 embedded implementation, and :class:`DefaultOnlySettings` stands in when no database can be
@@ -70,6 +70,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # v3: the language each server chose for the bot's replies. Its own table, so resetting the
+    # model never touches the language and the other way round.
+    (
+        """
+        CREATE TABLE IF NOT EXISTS guild_languages (
+            guild_id   INTEGER PRIMARY KEY,
+            language   TEXT    NOT NULL,
+            updated_by INTEGER,
+            updated_at REAL    NOT NULL
+        )
+        """,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -91,12 +103,23 @@ class GuildSettingRow:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class GuildLanguageRow:
+    """One server's stored choice of language, as ``db copy`` moves it between databases."""
+
+    guild_id: int
+    language: str
+    updated_by: int | None
+    updated_at: float
+
+
 class StorageError(Exception):
     """The settings database cannot be used (locked, read-only, corrupt, newer schema)."""
 
 
 class GuildSettings(Protocol):
-    """Where each server's choice of checkpoint lives. Writes return once they are durable."""
+    """Where each server's choice of checkpoint and of language lives. Writes return once they
+    are durable."""
 
     async def get_checkpoint(self, guild_id: int) -> str | None:
         """The checkpoint the server chose, or None for the default."""
@@ -108,6 +131,16 @@ class GuildSettings(Protocol):
 
     async def count_guilds_per_checkpoint(self) -> dict[str, int]: ...
 
+    async def get_language(self, guild_id: int) -> str | None:
+        """The language code the server chose (e.g. ``"fr"``), or None if it chose none."""
+        ...
+
+    async def set_language(self, guild_id: int, language: str, *, updated_by: int | None = None) -> None:
+        """Store ``language`` as given: the caller validates it."""
+        ...
+
+    async def clear_language(self, guild_id: int) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -118,6 +151,10 @@ class SettingsStore(GuildSettings, ClusterState, Protocol):
     async def export_settings(self) -> list[GuildSettingRow]: ...
 
     async def import_settings(self, rows: Iterable[GuildSettingRow]) -> int: ...
+
+    async def export_languages(self) -> list[GuildLanguageRow]: ...
+
+    async def import_languages(self, rows: Iterable[GuildLanguageRow]) -> int: ...
 
 
 class DefaultOnlySettings:
@@ -144,6 +181,12 @@ class DefaultOnlySettings:
     async def import_settings(self, rows: Iterable[GuildSettingRow]) -> int:
         raise StorageError(self.reason)
 
+    async def export_languages(self) -> list[GuildLanguageRow]:
+        raise StorageError(self.reason)
+
+    async def import_languages(self, rows: Iterable[GuildLanguageRow]) -> int:
+        raise StorageError(self.reason)
+
     async def get_checkpoint(self, guild_id: int) -> str | None:
         return None
 
@@ -155,6 +198,15 @@ class DefaultOnlySettings:
 
     async def count_guilds_per_checkpoint(self) -> dict[str, int]:
         return {}
+
+    async def get_language(self, guild_id: int) -> str | None:
+        return None
+
+    async def set_language(self, guild_id: int, language: str, *, updated_by: int | None = None) -> None:
+        raise StorageError(self.reason)
+
+    async def clear_language(self, guild_id: int) -> None:
+        raise StorageError(self.reason)
 
     async def close(self) -> None:
         return None
@@ -169,7 +221,8 @@ class SqliteGuildSettings:
         self.timeout = timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._connection: sqlite3.Connection | None = None
-        self._cache: dict[int, tuple[str | None, float]] = {}  # value, when read
+        self._cache: dict[int, tuple[str | None, float]] = {}  # checkpoint, when read
+        self._language_cache: dict[int, tuple[str | None, float]] = {}  # language, when read
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -213,6 +266,27 @@ class SqliteGuildSettings:
     async def count_guilds_per_checkpoint(self) -> dict[str, int]:
         return dict(await self._run(self._count_sync))
 
+    async def get_language(self, guild_id: int) -> str | None:
+        """The language code the server chose, or None if it chose none."""
+        guild_id = int(guild_id)
+        cached = self._language_cache.get(guild_id)
+        if cached is not None and time.monotonic() - cached[1] < CACHE_SECONDS:
+            return cached[0]
+        value = await self._run(self._get_language_sync, guild_id)
+        self._language_cache[guild_id] = (value, time.monotonic())
+        return value
+
+    async def set_language(self, guild_id: int, language: str, *, updated_by: int | None = None) -> None:
+        guild_id = int(guild_id)
+        updated_by = None if updated_by is None else int(updated_by)
+        await self._run(self._set_language_sync, guild_id, language, updated_by)
+        self._language_cache[guild_id] = (language, time.monotonic())
+
+    async def clear_language(self, guild_id: int) -> None:
+        guild_id = int(guild_id)
+        await self._run(self._clear_language_sync, guild_id)
+        self._language_cache[guild_id] = (None, time.monotonic())
+
     async def export_settings(self) -> list[GuildSettingRow]:
         return await self._run(self._export_sync)
 
@@ -221,6 +295,16 @@ class SqliteGuildSettings:
         server; returns how many were written. The read cache is dropped."""
         written = await self._run(self._import_sync, list(rows))
         self._cache.clear()
+        return written
+
+    async def export_languages(self) -> list[GuildLanguageRow]:
+        return await self._run(self._export_languages_sync)
+
+    async def import_languages(self, rows: Iterable[GuildLanguageRow]) -> int:
+        """Write ``rows`` in one transaction, each unless the store holds a newer language for
+        that server; returns how many were written. The language read cache is dropped."""
+        written = await self._run(self._import_languages_sync, list(rows))
+        self._language_cache.clear()
         return written
 
     # -- what processes share (bot.service.cluster.ClusterState) ---------------------------
@@ -369,6 +453,45 @@ class SqliteGuildSettings:
                     "updated_by = excluded.updated_by, updated_at = excluded.updated_at "
                     "WHERE excluded.updated_at >= guild_settings.updated_at",
                     (row.guild_id, row.checkpoint, row.updated_by, row.updated_at),
+                )
+                written += cursor.rowcount
+        return written
+
+    def _get_language_sync(self, guild_id: int) -> str | None:
+        row = self._db().execute("SELECT language FROM guild_languages WHERE guild_id = ?", (guild_id,)).fetchone()
+        return row[0] if row else None
+
+    def _set_language_sync(self, guild_id: int, language: str, updated_by: int | None) -> None:
+        with _transaction(self._db()) as db:
+            db.execute(
+                "INSERT INTO guild_languages (guild_id, language, updated_by, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(guild_id) DO UPDATE SET language = excluded.language, "
+                "updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                (guild_id, language, updated_by, time.time()),
+            )
+
+    def _clear_language_sync(self, guild_id: int) -> None:
+        with _transaction(self._db()) as db:
+            db.execute("DELETE FROM guild_languages WHERE guild_id = ?", (guild_id,))
+
+    def _export_languages_sync(self) -> list[GuildLanguageRow]:
+        rows = (
+            self._db()
+            .execute("SELECT guild_id, language, updated_by, updated_at FROM guild_languages ORDER BY guild_id")
+            .fetchall()
+        )
+        return [GuildLanguageRow(int(g), str(lang), None if by is None else int(by), float(at)) for g, lang, by, at in rows]
+
+    def _import_languages_sync(self, rows: list[GuildLanguageRow]) -> int:
+        with _transaction(self._db()) as db:
+            written = 0
+            for row in rows:
+                cursor = db.execute(
+                    "INSERT INTO guild_languages (guild_id, language, updated_by, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(guild_id) DO UPDATE SET language = excluded.language, "
+                    "updated_by = excluded.updated_by, updated_at = excluded.updated_at "
+                    "WHERE excluded.updated_at >= guild_languages.updated_at",
+                    (row.guild_id, row.language, row.updated_by, row.updated_at),
                 )
                 written += cursor.rowcount
         return written

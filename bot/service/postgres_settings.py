@@ -1,4 +1,5 @@
-"""Per-server settings in PostgreSQL: the :class:`~bot.service.guild_settings.GuildSettings` interface.
+"""Per-server settings (checkpoint, language) in PostgreSQL: the
+:class:`~bot.service.guild_settings.GuildSettings` interface.
 
 Several bot processes may share one database, so nothing is cached: every read asks the server
 (another process may have changed the row). Each change is its own statement, committed before
@@ -21,7 +22,14 @@ from typing import Any, TypeVar
 import asyncpg
 
 from bot.service.cluster import IDENTIFY_MARGIN_SECONDS, IDENTIFY_WINDOW_SECONDS, ProcessHeartbeat
-from bot.service.guild_settings import FORGET_PROCESSES_AFTER, GuildSettingRow, StorageError, heartbeat_from_row, heartbeat_values
+from bot.service.guild_settings import (
+    FORGET_PROCESSES_AFTER,
+    GuildLanguageRow,
+    GuildSettingRow,
+    StorageError,
+    heartbeat_from_row,
+    heartbeat_values,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         CREATE TABLE IF NOT EXISTS identify_turns (
             bucket        INTEGER PRIMARY KEY,
             last_identify DOUBLE PRECISION NOT NULL
+        )
+        """,
+    ),
+    # v3: the language each server chose for the bot's replies, apart from its checkpoint.
+    (
+        """
+        CREATE TABLE IF NOT EXISTS guild_languages (
+            guild_id   BIGINT PRIMARY KEY,
+            language   TEXT NOT NULL,
+            updated_by BIGINT,
+            updated_at DOUBLE PRECISION NOT NULL
         )
         """,
     ),
@@ -208,6 +227,64 @@ class PostgresGuildSettings:
                         "ON CONFLICT (guild_id) DO UPDATE SET checkpoint = excluded.checkpoint, "
                         "updated_by = excluded.updated_by, updated_at = excluded.updated_at "
                         "WHERE excluded.updated_at >= guild_settings.updated_at",
+                        *values,
+                    )
+                    written += int(status.rsplit(" ", 1)[-1])  # "INSERT 0 1"
+            return written
+
+        return await self._call(write)
+
+    async def get_language(self, guild_id: int) -> str | None:
+        """The language code the server chose, or None if it chose none."""
+        guild_id = int(guild_id)
+        pool = self._live_pool()
+        return await self._call(
+            lambda: pool.fetchval("SELECT language FROM guild_languages WHERE guild_id = $1", guild_id),
+        )
+
+    async def set_language(self, guild_id: int, language: str, *, updated_by: int | None = None) -> None:
+        guild_id = int(guild_id)
+        updated_by = None if updated_by is None else int(updated_by)
+        pool = self._live_pool()
+        await self._call(
+            lambda: pool.execute(
+                "INSERT INTO guild_languages (guild_id, language, updated_by, updated_at) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (guild_id) DO UPDATE SET language = excluded.language, "
+                "updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                guild_id,
+                language,
+                updated_by,
+                time.time(),
+            ),
+        )
+
+    async def clear_language(self, guild_id: int) -> None:
+        guild_id = int(guild_id)
+        pool = self._live_pool()
+        await self._call(lambda: pool.execute("DELETE FROM guild_languages WHERE guild_id = $1", guild_id))
+
+    async def export_languages(self) -> list[GuildLanguageRow]:
+        pool = self._live_pool()
+        rows = await self._call(
+            lambda: pool.fetch("SELECT guild_id, language, updated_by, updated_at FROM guild_languages ORDER BY guild_id")
+        )
+        return [GuildLanguageRow(int(r[0]), str(r[1]), None if r[2] is None else int(r[2]), float(r[3])) for r in rows]
+
+    async def import_languages(self, rows: Iterable[GuildLanguageRow]) -> int:
+        """Write ``rows`` in one transaction, each unless the store holds a newer language for
+        that server; returns how many were written."""
+        batch = [(r.guild_id, r.language, r.updated_by, r.updated_at) for r in rows]
+        pool = self._live_pool()
+
+        async def write() -> int:
+            written = 0
+            async with pool.acquire() as connection, connection.transaction():
+                for values in batch:
+                    status = await connection.execute(
+                        "INSERT INTO guild_languages (guild_id, language, updated_by, updated_at) VALUES ($1, $2, $3, $4) "
+                        "ON CONFLICT (guild_id) DO UPDATE SET language = excluded.language, "
+                        "updated_by = excluded.updated_by, updated_at = excluded.updated_at "
+                        "WHERE excluded.updated_at >= guild_languages.updated_at",
                         *values,
                     )
                     written += int(status.rsplit(" ", 1)[-1])  # "INSERT 0 1"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from bot.service.cluster import IDENTIFY_WINDOW_SECONDS, ProcessHeartbeat
-from bot.service.guild_settings import GuildSettingRow, SettingsStore, StorageError
+from bot.service.guild_settings import GuildLanguageRow, GuildSettingRow, SettingsStore, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,27 @@ class ReopeningStore:
         store = await self._opened()
         return {} if store is None else await store.count_guilds_per_checkpoint()
 
+    async def get_language(self, guild_id: int) -> str | None:
+        store = await self._opened()
+        return None if store is None else await store.get_language(guild_id)
+
+    async def set_language(self, guild_id: int, language: str, *, updated_by: int | None = None) -> None:
+        await (await self._required()).set_language(guild_id, language, updated_by=updated_by)
+
+    async def clear_language(self, guild_id: int) -> None:
+        await (await self._required()).clear_language(guild_id)
+
     async def export_settings(self) -> list[GuildSettingRow]:
         return await (await self._required()).export_settings()
 
     async def import_settings(self, rows: Iterable[GuildSettingRow]) -> int:
         return await (await self._required()).import_settings(rows)
+
+    async def export_languages(self) -> list[GuildLanguageRow]:
+        return await (await self._required()).export_languages()
+
+    async def import_languages(self, rows: Iterable[GuildLanguageRow]) -> int:
+        return await (await self._required()).import_languages(rows)
 
     async def write_heartbeat(self, beat: ProcessHeartbeat) -> None:
         store = await self._opened()
