@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # The inference service's extra (Ray Serve): for `make serve` and the tests, not for `make run`.
 SERVE_STAMP := $(VENV)/.installed-serve
 
-.PHONY: run console serve test test-slow bench lint clean hadolint docker
+.PHONY: run console serve test test-slow bench lint clean hadolint docker messages
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (set PYTHON=python3.11)"'
@@ -50,6 +50,13 @@ test-slow: $(STAMP)
 
 bench: $(SERVE_STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m bench $(BENCH_ARGS)
+
+# The translation catalogs (bot/i18n/locales): the template from the code's marked messages and
+# the slash commands' texts, then each language's .po file updated (translations kept). Rerun it
+# after marking or changing a message; `$(BIN)/python -m bot.i18n.extract --check` lists what is
+# out of date or untranslated (tests/test_catalogs.py runs it).
+messages: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m bot.i18n.extract
 
 # The Dockerfile's lint alone (tests/test_dockerfile.py runs it too, with the image's checks).
 hadolint: $(STAMP)

@@ -7,6 +7,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.i18n import lazy
 from bot.inference.checkpoint_policy import is_hub_id
 from bot.replies.model_list import (
     DEFAULT_MARK,
@@ -66,7 +67,7 @@ def test_curated_list_is_well_formed() -> None:
         "GroNLP/bert-base-dutch-cased",
     ):
         assert required in names
-    languages = {entry.language for entry in CURATED}
+    languages = {str(entry.language) for entry in CURATED}
     assert {"French", "English", "Multilingual", "German", "Spanish", "Italian", "Dutch"} <= languages
 
 
@@ -82,14 +83,14 @@ def test_exact_ids_are_offered_in_the_owners_order() -> None:
     offered = offered_models(("my-org/my-model", "camembert-base", " CamemBERT-base ", "bert-base-uncased"))
     assert ids(offered) == ["my-org/my-model", "camembert-base", "bert-base-uncased"]
     assert offered[0] == CatalogEntry("my-org/my-model", "", "")
-    assert offered[1].language == "French"  # the curated entry, with its language and note
-    assert offered[2].language == "English"
+    assert str(offered[1].language) == "French"  # the curated entry, with its language and note
+    assert str(offered[2].language) == "English"
 
 
 def test_patterns_expand_to_the_curated_entries_they_match_plus_themselves() -> None:
     offered = offered_models(("almanach/*",))
     assert ids(offered) == ["almanach/camembert-base", "almanach/*"]
-    assert not offered[0].is_pattern and offered[0].language == "French"
+    assert not offered[0].is_pattern and str(offered[0].language) == "French"
     assert offered[1].is_pattern and offered[1].language == ""
 
     # Case-insensitive, as check_allowed is; no duplicates across items.
@@ -107,7 +108,7 @@ def test_patterns_expand_to_the_curated_entries_they_match_plus_themselves() -> 
 
     # A pattern matching nothing curated still shows as a pattern.
     assert offered_models(("my-lab/*",)) == [
-        CatalogEntry("my-lab/*", "", "pattern: any Hub model whose id matches", is_pattern=True)
+        CatalogEntry("my-lab/*", "", lazy("pattern: any Hub model whose id matches"), is_pattern=True)
     ]
     assert is_pattern("a/*") and is_pattern("bert-base-?ased") and is_pattern("[ab]/x") and not is_pattern("a/b")
 
@@ -133,7 +134,7 @@ def test_prefix_matches_come_before_substring_matches() -> None:
     assert ids(autocomplete("bert-base-cased", offered))[0] == "bert-base-cased"
     # Languages match by prefix as well.
     french = autocomplete("fren", offered)
-    assert french and all(entry.language == "French" for entry in french)
+    assert french and all(str(entry.language) == "French" for entry in french)
     assert ids(autocomplete("dutch", offered))[:2] == ["GroNLP/bert-base-dutch-cased", "pdelobelle/robbert-v2-dutch-base"]
     assert autocomplete("no-such-model-anywhere", offered) == []
 

@@ -431,12 +431,12 @@ def test_hostile_checkpoint_name_stays_in_its_code_span() -> None:
 def test_local_folder_without_readme(tmp_path: Path) -> None:
     info = load_model_card(str(tmp_path), local=True)
     assert info.source == "none"
-    assert info.problem and "README.md" in info.problem
+    assert info.problem and "README.md" in str(info.problem)
     assert info.url is None
     card = to_markdown(model_card_reply(info))
     assert_card_within_limits(card)
     assert NO_CARD_MESSAGE in card.description
-    assert info.problem in card.description.replace("\\", "")
+    assert str(info.problem) in card.description.replace("\\", "")
 
 
 def test_local_folder_that_does_not_exist(tmp_path: Path) -> None:
@@ -495,8 +495,8 @@ def test_hub_failures_become_plain_words(monkeypatch: pytest.MonkeyPatch, make_e
     assert calls == [("camembert-base", "README.md")]
     assert info.source == "none"
     assert info.url == "https://huggingface.co/camembert-base"
-    assert info.problem and expected in info.problem
-    assert "hf_secret" not in info.problem and "failed" not in info.problem
+    assert info.problem and expected in str(info.problem)
+    assert "hf_secret" not in str(info.problem) and "failed" not in str(info.problem)
     card = to_markdown(model_card_reply(info))
     assert_card_within_limits(card)
     assert NO_CARD_MESSAGE in card.description
@@ -525,7 +525,7 @@ def test_offline_hub_without_a_cached_card(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     info = load_model_card("fillmask-bot-tests/no-such-model", local=False)
     assert info.source == "none"
-    assert info.problem and "Hugging Face Hub" in info.problem
+    assert info.problem and "Hugging Face Hub" in str(info.problem)
 
 
 def test_parse_errors_never_escape(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,6 +30,7 @@ from collections import Counter, OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from bot.i18n import lazy
 from bot.inference.errors import BusyError, FillMaskError, ModelClosedError
 from bot.inference.masked_lm import MaskedLM
 from bot.inference.types import FillRequest, FillResult
@@ -238,7 +239,7 @@ class BatchingModel:
         except Exception as exc:  # a model failure must reach the callers, not kill the worker
             log.exception("inference failed on %s for a batch of %d", self.name, len(live))
             # Callers get a friendly error; the cause is in the log above.
-            failure = FillMaskError("Something went wrong on my side while answering; please try again.")
+            failure = FillMaskError(lazy("Something went wrong on my side while answering; please try again."))
             failure.__cause__ = exc
             outcomes = [failure] * len(live)
         for pending, outcome in zip(live, outcomes, strict=True):

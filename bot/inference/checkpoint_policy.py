@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 # huggingface_hub.utils imports neither torch nor transformers.
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+from bot.i18n import lazy
 from bot.inference.errors import CheckpointNotAllowedError
 from bot.inference.masks import clean_input
 
@@ -137,35 +138,44 @@ def check_allowed(reference: str, policy: CheckpointPolicy) -> str:
     """Return the canonical reference if ``policy`` lets an admin select it, else explain why not."""
     reference = hub_id_from_url(reference.strip())
     if not reference:
-        raise CheckpointNotAllowedError("Tell me which checkpoint to use, e.g. `camembert-base`.")
+        raise CheckpointNotAllowedError(lazy("Tell me which checkpoint to use, e.g. `camembert-base`."))
     if reference.lower().startswith(("https://", "http://")):
         raise CheckpointNotAllowedError(
-            "That link isn't a Hugging Face model page; give the model's id, e.g. `camembert-base` or `owner/name`."
+            lazy("That link isn't a Hugging Face model page; give the model's id, e.g. `camembert-base` or `owner/name`.")
         )
     if is_local_reference(reference):
         if not policy.allow_local_models:
             raise CheckpointNotAllowedError(
-                "Local model folders are turned off on this bot; use a Hugging Face Hub id such as `camembert-base`."
+                lazy("Local model folders are turned off on this bot; use a Hugging Face Hub id such as `camembert-base`.")
             )
         if not policy.local_roots:
             raise CheckpointNotAllowedError(
-                "Local model folders are allowed, but the bot owner hasn't listed where (LOCAL_MODEL_DIRS)."
+                lazy("Local model folders are allowed, but the bot owner hasn't listed where (LOCAL_MODEL_DIRS).")
             )
         if _user_home_form(reference):
-            raise CheckpointNotAllowedError("Write the folder as a full path, e.g. `/srv/models/camembert-base`.")
+            raise CheckpointNotAllowedError(lazy("Write the folder as a full path, e.g. `/srv/models/camembert-base`."))
         # resolve() follows symlinks and "..", so a link cannot lead out of an allowed directory.
         try:
             path = _expand(reference).resolve(strict=False)
         except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop, a lone surrogate
-            raise CheckpointNotAllowedError("That is not a folder path I can use.") from None
+            raise CheckpointNotAllowedError(lazy("That is not a folder path I can use.")) from None
         if not any(path.is_relative_to(root.expanduser().resolve()) for root in policy.local_roots):
-            raise CheckpointNotAllowedError("That folder is outside the directories the bot owner allows.")
+            raise CheckpointNotAllowedError(lazy("That folder is outside the directories the bot owner allows."))
         return str(path)
     if not is_hub_id(reference):
         raise CheckpointNotAllowedError(
-            f"{shown(reference)} is not a valid Hugging Face model id (it looks like `owner/name` or `name`)."
+            lazy(
+                "{checkpoint} is not a valid Hugging Face model id (it looks like `owner/name` or `name`).",
+                checkpoint=shown(reference),
+            )
         )
     if policy.allowed_models and not any(matches_allowed(reference, pattern) for pattern in policy.allowed_models):
         allowed = ", ".join(f"`{p}`" for p in policy.allowed_models[:10])
-        raise CheckpointNotAllowedError(f"{shown(reference)} is not on this bot's list of allowed models: {allowed}.")
+        raise CheckpointNotAllowedError(
+            lazy(
+                "{checkpoint} is not on this bot's list of allowed models: {allowed_models}.",
+                checkpoint=shown(reference),
+                allowed_models=allowed,
+            )
+        )
     return reference

@@ -8,7 +8,7 @@ is logged, never shown.
 
 from __future__ import annotations
 
-from bot.i18n import N_, Text, _, text_of
+from bot.i18n import N_, Text, _, lazy, lazy_plural, text_of
 from bot.inference.types import MAX_TOP_K
 
 
@@ -27,6 +27,11 @@ class FillMaskError(Exception):
 
     def __str__(self) -> str:
         return str(self.message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuilt without calling the subclass's ``__init__`` (whose arguments are not ``args``),
+        # so that any error survives pickling (another process) with its message and attributes.
+        return (_rebuilt, (type(self), self.message), self.__dict__)
 
     def localized(self) -> str:
         """The message in the current locale (see :mod:`bot.i18n`)."""
@@ -47,26 +52,43 @@ class NoMaskError(InvalidRequestError):
     def __init__(self, mask_token: str) -> None:
         others = " / ".join(f"`{s}`" for s in ("<mask>", "[MASK]") if s.lower() != mask_token.lower())
         super().__init__(
-            f"I need a blank to fill: put `{mask_token}` (or {others}) where the missing word goes, "
-            f"e.g. `Paris is the {mask_token} of France.`"
+            lazy(
+                "I need a blank to fill: put `{mask_token}` (or {other_spellings}) where the missing word goes, "
+                "e.g. `Paris is the {mask_token} of France.`",
+                mask_token=mask_token,
+                other_spellings=others,
+            )
         )
 
 
 class TopKOutOfRangeError(InvalidRequestError):
     def __init__(self) -> None:
-        super().__init__(f"`top_k` must be a whole number from 1 to {MAX_TOP_K}.")
+        super().__init__(lazy("`top_k` must be a whole number from 1 to {max_top_k}.", max_top_k=MAX_TOP_K))
 
 
 class TooManyMasksError(InvalidRequestError):
     def __init__(self, found: int, limit: int) -> None:
-        super().__init__(f"Your sentence has {found} masks; I can fill at most {limit} at once.")
+        super().__init__(
+            lazy_plural(
+                "Your sentence has {n} mask; I can fill at most {limit} at once.",
+                "Your sentence has {n} masks; I can fill at most {limit} at once.",
+                found,
+                limit=limit,
+            )
+        )
 
 
 class InputTooLongError(InvalidRequestError):
     def __init__(self, tokens: int, limit: int) -> None:
         super().__init__(
-            f"Your sentence is too long for this model: it makes {tokens} tokens and the model reads at most {limit}. "
-            "Shorten it and try again."
+            lazy_plural(
+                "Your sentence is too long for this model: it makes {n} token and the model reads at most {limit}. "
+                "Shorten it and try again.",
+                "Your sentence is too long for this model: it makes {n} tokens and the model reads at most {limit}. "
+                "Shorten it and try again.",
+                tokens,
+                limit=limit,
+            )
         )
 
 
@@ -75,9 +97,14 @@ class SpecialTargetsError(InvalidRequestError):
         # Model strings, not user text, but still kept from closing the code spans.
         listed = ", ".join(f"`{token.replace('`', chr(39))}`" for token in tokens[:5])
         super().__init__(
-            f"{listed} {'is' if len(tokens) == 1 else 'are'} this model's special "
-            f"{'token' if len(tokens) == 1 else 'tokens'}, not words: it never predicts them. "
-            "Give ordinary words to score instead."
+            lazy_plural(
+                "{tokens} is this model's special token, not words: it never predicts them. "
+                "Give ordinary words to score instead.",
+                "{tokens} are this model's special tokens, not words: it never predicts them. "
+                "Give ordinary words to score instead.",
+                len(tokens),
+                tokens=listed,
+            )
         )
 
 
@@ -87,40 +114,42 @@ class RequestFailedError(FillMaskError):
     Only that request gets it: the others batched with it are answered as usual.
     """
 
-    title = "Oops"
+    title = N_("Oops")
 
     def __init__(self) -> None:
-        super().__init__("Something went wrong on my side with that request; it has been logged. Rewording it may help.")
+        super().__init__(lazy("Something went wrong on my side with that request; it has been logged. Rewording it may help."))
 
 
 class BusyError(FillMaskError):
     """The model's queue is full; ``retry_after`` estimates when it will have room (seconds)."""
 
-    title = "Busy"
+    title = N_("Busy")
 
     def __init__(self, retry_after: float, *, own_share: bool = False) -> None:
         self.retry_after = retry_after
         self.own_share = own_share
         wait = max(1, round(retry_after))
         if own_share:
-            message = f"This server already has a lot of requests waiting: please try again in {wait} s."
+            message = lazy("This server already has a lot of requests waiting: please try again in {seconds} s.", seconds=wait)
         else:
-            message = f"I'm busy with a lot of requests right now: please try again in {wait} s."
+            message = lazy("I'm busy with a lot of requests right now: please try again in {seconds} s.", seconds=wait)
         super().__init__(message)
 
 
 class InferenceUnavailableError(FillMaskError):
     """The inference service (INFERENCE_URL) cannot be reached or failed: an outage, not a refusal."""
 
-    title = "Model server unreachable"
+    title = N_("Model server unreachable")
 
-    def __init__(self, message: str = "The model server is unreachable right now; please try again in a minute.") -> None:
+    def __init__(self, message: Text | None = None) -> None:
+        if message is None:
+            message = lazy("The model server is unreachable right now; please try again in a minute.")
         super().__init__(message)
 
 
 class ModelClosedError(FillMaskError):
     def __init__(self) -> None:
-        super().__init__("That model was just unloaded; please try again.")
+        super().__init__(lazy("That model was just unloaded; please try again."))
 
 
 # -- problems with a checkpoint --------------------------------------------------------
@@ -148,3 +177,10 @@ class NoMaskTokenError(CheckpointError):
 
 class CheckpointLoadError(CheckpointError):
     """Loading failed for a reason the user cannot fix by rewording (corrupt files, out of memory)."""
+
+
+def _rebuilt(cls: type[FillMaskError], message: Text) -> FillMaskError:
+    """An unpickled error: made without its class's ``__init__``, its attributes then restored."""
+    error = cls.__new__(cls)
+    FillMaskError.__init__(error, message)
+    return error

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.i18n import N_, lazy
 from bot.inference.checkpoint_policy import shown
 from bot.inference.errors import CheckpointError, CheckpointLoadError, CheckpointNotAllowedError, CheckpointNotFoundError
 from bot.inference.progress import ProgressTracker
@@ -44,7 +45,7 @@ DOWNLOAD_ATTEMPTS = 2
 class HubUnavailableError(CheckpointError):
     """The Hub could not be asked, or failed: the name may be right."""
 
-    title = "Hub unavailable"
+    title = N_("Hub unavailable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +91,16 @@ def describe(reference: str, *, allow_pickle_weights: bool) -> HubCheckpoint:
         weights = pickled
     elif pickled:
         raise CheckpointNotAllowedError(
-            f"{display} has no safetensors weights, only pickle (`.bin`) ones, which can run code when loaded. "
-            "The bot owner can allow them with `ALLOW_PICKLE_WEIGHTS=1`."
+            lazy(
+                "{checkpoint} has no safetensors weights, only pickle (`.bin`) ones, which can run code when loaded. "
+                "The bot owner can allow them with `ALLOW_PICKLE_WEIGHTS=1`.",
+                checkpoint=display,
+            )
         )
     else:
-        raise CheckpointLoadError(f"{display} has no weights file on the Hub, so there is nothing to load.")
+        raise CheckpointLoadError(
+            lazy("{checkpoint} has no weights file on the Hub, so there is nothing to load.", checkpoint=display)
+        )
     files = sorted({n for n in names if n.endswith(_TEXT_SUFFIXES)} | set(weights))
     sizes = {s.rfilename: s.size or 0 for s in siblings}
     parameters = None
@@ -135,7 +141,7 @@ def fetch(checkpoint: HubCheckpoint, tracker: ProgressTracker, *, files: tuple[s
             if not isinstance(failure, HubUnavailableError) or attempt == DOWNLOAD_ATTEMPTS or _is_timeout(exc):
                 raise failure from None
             log.warning("download of %s failed (%s); retrying once", checkpoint.repo_id, type(exc).__name__)
-            tracker.stage("downloading", progress.done, progress.total, note="retrying")
+            tracker.stage("downloading", progress.done, progress.total, note=lazy("retrying"))
     raise hub_failure(last or RuntimeError("download failed"), checkpoint.repo_id)
 
 
@@ -162,33 +168,48 @@ def hub_failure(exc: BaseException, reference: str) -> CheckpointError:
     # Subclasses first: GatedRepoError is a RepositoryNotFoundError.
     if isinstance(exc, hub_errors.GatedRepoError):
         return CheckpointNotAllowedError(
-            f"{display} needs access: accept its terms on its Hub page and give the bot a token with `HF_TOKEN`."
+            lazy(
+                "{checkpoint} needs access: accept its terms on its Hub page and give the bot a token with `HF_TOKEN`.",
+                checkpoint=display,
+            )
         )
     if isinstance(exc, hub_errors.RepositoryNotFoundError):
         if _status(exc) == 403:
-            return CheckpointNotAllowedError(f"{display} needs access that the bot's `HF_TOKEN` doesn't have.")
+            return CheckpointNotAllowedError(
+                lazy("{checkpoint} needs access that the bot's `HF_TOKEN` doesn't have.", checkpoint=display)
+            )
         # The Hub answers an unknown and a private repo alike (401), so as not to reveal either.
         return CheckpointNotFoundError(
-            f"There is no model called {display} on the Hugging Face Hub (check the spelling; "
-            "a private one needs a bot token with access, `HF_TOKEN`)."
+            lazy(
+                "There is no model called {checkpoint} on the Hugging Face Hub (check the spelling; "
+                "a private one needs a bot token with access, `HF_TOKEN`).",
+                checkpoint=display,
+            )
         )
     if isinstance(exc, hub_errors.RevisionNotFoundError):
-        return CheckpointNotFoundError(f"{display} has no such revision on the Hub.")
+        return CheckpointNotFoundError(lazy("{checkpoint} has no such revision on the Hub.", checkpoint=display))
     if isinstance(exc, (hub_errors.OfflineModeIsEnabled, hub_errors.LocalEntryNotFoundError)):
         return HubUnavailableError(
-            f"I can't reach the Hugging Face Hub right now, and {display} isn't in the bot's cache. Try again later."
+            lazy(
+                "I can't reach the Hugging Face Hub right now, and {checkpoint} isn't in the bot's cache. Try again later.",
+                checkpoint=display,
+            )
         )
     status = _status(exc)
     if status == 429:
-        return HubUnavailableError("The Hugging Face Hub is rate-limiting the bot right now; try again in a minute.")
+        return HubUnavailableError(lazy("The Hugging Face Hub is rate-limiting the bot right now; try again in a minute."))
     if status is not None and status >= 500:
-        return HubUnavailableError("The Hugging Face Hub is failing right now; try again in a few minutes.")
+        return HubUnavailableError(lazy("The Hugging Face Hub is failing right now; try again in a few minutes."))
     if is_transport_error(exc):
-        return HubUnavailableError("I can't reach the Hugging Face Hub right now (or it stopped answering); try again later.")
+        return HubUnavailableError(
+            lazy("I can't reach the Hugging Face Hub right now (or it stopped answering); try again later.")
+        )
     if isinstance(exc, OSError) and "consistency check" in str(exc).lower():
-        return HubUnavailableError(f"The download of {display} was cut short; try again in a moment.")
+        return HubUnavailableError(lazy("The download of {checkpoint} was cut short; try again in a moment.", checkpoint=display))
     log.warning("unexpected Hub failure for %s: %s: %s", reference, type(exc).__name__, exc)
-    return HubUnavailableError(f"The Hugging Face Hub answered in a way I didn't expect for {display}; try again later.")
+    return HubUnavailableError(
+        lazy("The Hugging Face Hub answered in a way I didn't expect for {checkpoint}; try again later.", checkpoint=display)
+    )
 
 
 def _status(exc: BaseException) -> int | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from bot.i18n import Message, Text, lazy
 from bot.inference import hub_download
 from bot.inference.checkpoint_policy import is_local_reference, printable, shown
 from bot.inference.errors import (
@@ -45,8 +46,10 @@ def resolve_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
-def _millions(count: int) -> str:
-    return f"{count / 1e9:.1f} billion" if count >= 1e9 else f"{count / 1e6:.0f} million"
+def _millions(count: int) -> Message:
+    if count >= 1e9:
+        return lazy("{count} billion", count=f"{count / 1e9:.1f}")
+    return lazy("{count} million", count=f"{count / 1e6:.0f}")
 
 
 def configure_threads(threads: int) -> int:
@@ -119,32 +122,45 @@ def check_local_files(folder: Path) -> None:
     display = shown(folder.name or str(folder))
     try:
         if not stat.S_ISDIR(folder.stat().st_mode):
-            raise CheckpointNotFoundError(f"{display} is not a folder.")
+            raise CheckpointNotFoundError(lazy("{checkpoint} is not a folder.", checkpoint=display))
         entries = sorted(folder.iterdir())
     except OSError as exc:
-        raise CheckpointNotFoundError(f"I can't read the folder {display}: {_os_problem(exc)}.") from None
+        raise CheckpointNotFoundError(
+            lazy("I can't read the folder {checkpoint}: {problem}.", checkpoint=display, problem=_os_problem(exc))
+        ) from None
     for entry in entries:
         if not entry.name.endswith(_READ_SUFFIXES):
             continue
         try:
             mode = entry.stat().st_mode  # follows links: what a reader would open
         except OSError as exc:
-            raise CheckpointLoadError(f"{shown(entry.name)} in that folder can't be read: {_os_problem(exc)}.") from None
+            raise CheckpointLoadError(
+                lazy("{file} in that folder can't be read: {problem}.", file=shown(entry.name), problem=_os_problem(exc))
+            ) from None
+        if stat.S_ISDIR(mode):
+            raise CheckpointLoadError(lazy("{file} in that folder is a folder, so I won't read it.", file=shown(entry.name)))
         if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe or a device)"
-            raise CheckpointLoadError(f"{shown(entry.name)} in that folder is {kind}, so I won't read it.")
+            raise CheckpointLoadError(
+                lazy(
+                    "{file} in that folder is not a regular file (a pipe or a device), so I won't read it.",
+                    file=shown(entry.name),
+                )
+            )
     if not (folder / "config.json").exists():
-        raise CheckpointNotFoundError(f"The folder {display} has no `config.json`, so it isn't a saved model.")
+        raise CheckpointNotFoundError(
+            lazy("The folder {checkpoint} has no `config.json`, so it isn't a saved model.", checkpoint=display)
+        )
 
 
-def _os_problem(exc: OSError) -> str:
-    """An OS error in words, without the path (which may be the host's)."""
+def _os_problem(exc: OSError) -> Text:
+    """An OS error in words, without the path (which may be the host's): the reason after a colon."""
     if exc.errno == errno.ELOOP:
-        return "it is a symbolic link loop"
+        return lazy("it is a symbolic link loop")
     if exc.errno == errno.ENOENT:
-        return "it is a broken link or doesn't exist"
+        return lazy("it is a broken link or doesn't exist")
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return "the bot isn't allowed to read it"
+        return lazy("the bot isn't allowed to read it")
+    # Any other error: the system's own words (English), not translated.
     return printable(exc.strerror or type(exc).__name__).lower()
 
 
@@ -166,7 +182,7 @@ def safetensors_parameter_count(directory: Path) -> int | None:
                 # safe_open is not iterable: keys() is its only list of names.
                 total += sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())  # noqa: SIM118
         except (SafetensorError, OSError, ValueError, OverflowError):  # a header that lies, a truncated file
-            raise CheckpointLoadError(f"{shown(file.name)} is not a valid safetensors file.") from None
+            raise CheckpointLoadError(lazy("{file} is not a valid safetensors file.", file=shown(file.name))) from None
     return total
 
 
@@ -181,12 +197,12 @@ def estimated_parameter_count(config: object) -> int:
     return layers * per_layer + (vocab + positions) * hidden
 
 
-def parameter_count(folder: str, config: object) -> tuple[int, str]:
+def parameter_count(folder: str, config: object) -> tuple[int, Text]:
     """How many parameters the checkpoint in ``folder`` has, and how we know: file headers or the config."""
     counted = safetensors_parameter_count(Path(folder))
     if counted is not None:
-        return counted, "safetensors headers"
-    return estimated_parameter_count(config), "config estimate"
+        return counted, lazy("safetensors headers")
+    return estimated_parameter_count(config), lazy("config estimate")
 
 
 def _hub_folder(reference: str, *, allow_pickle_weights: bool, max_parameters: int | None, tracker: ProgressTracker) -> Path:
@@ -203,7 +219,9 @@ def _hub_folder(reference: str, *, allow_pickle_weights: bool, max_parameters: i
         cached = hub_download.cached_folder(reference)
         if cached is None:
             raise hub_download.HubUnavailableError(
-                f"The bot runs offline (`HF_HUB_OFFLINE=1`) and {shown(reference)} isn't in its cache."
+                lazy(
+                    "The bot runs offline (`HF_HUB_OFFLINE=1`) and {checkpoint} isn't in its cache.", checkpoint=shown(reference)
+                )
             )
         return cached
     try:
@@ -215,34 +233,57 @@ def _hub_folder(reference: str, *, allow_pickle_weights: bool, max_parameters: i
         log.warning("the Hub is unavailable; loading %s from the cache", reference)
         return cached
     if max_parameters is not None:
-        count, source = checkpoint.parameters, "Hub metadata"
+        count, source = checkpoint.parameters, lazy("Hub metadata")
         if count is None:
             config_folder = hub_download.fetch(checkpoint, tracker, files=("config.json",))
-            count, source = estimated_parameter_count(AutoConfig.from_pretrained(str(config_folder))), "config estimate"
+            count, source = estimated_parameter_count(AutoConfig.from_pretrained(str(config_folder))), lazy("config estimate")
         _check_size(reference, count, source, max_parameters)
     return hub_download.fetch(checkpoint, tracker)
 
 
-def _check_size(reference: str, count: int, source: str, max_parameters: int) -> None:
+def _check_size(reference: str, count: int, source: Text, max_parameters: int) -> None:
     if count > max_parameters:
         raise CheckpointNotAllowedError(
-            f"{shown(reference)} has about {_millions(count)} parameters ({source}); this bot loads at most "
-            f"{_millions(max_parameters)}. The bot owner sets that limit with MAX_MODEL_PARAMETERS."
+            lazy(
+                "{checkpoint} has about {count} parameters ({source}); this bot loads at most {limit}. "
+                "The bot owner sets that limit with MAX_MODEL_PARAMETERS.",
+                checkpoint=shown(reference),
+                count=_millions(count),
+                source=source,
+                limit=_millions(max_parameters),
+            )
         )
 
 
-def _parse_problem(exc: Exception) -> str:
-    return "it is not valid JSON" if "json" in str(exc).lower() else "it is missing or damaged"
+def _config_unreadable(display: str, exc: Exception) -> Message:
+    if "json" in str(exc).lower():
+        return lazy("The `config.json` of {checkpoint} can't be read: it is not valid JSON.", checkpoint=display)
+    return lazy("The `config.json` of {checkpoint} can't be read: it is missing or damaged.", checkpoint=display)
 
 
-def _weights_hint(folder: Path, allow_pickle_weights: bool) -> str:
+def _weights_failure(display: str, folder: Path, allow_pickle_weights: bool) -> Message:
     """Why the weights may have failed: only pickled ones, refused, or the files themselves."""
     has_safetensors = any(folder.glob("*.safetensors"))
     if not has_safetensors and any(folder.glob("*.bin")) and not allow_pickle_weights:
-        return ": it has only `.bin` (pickle) weights, and this bot loads only `.safetensors` ones"
+        return lazy(
+            "I couldn't load the weights of {checkpoint}: it has only `.bin` (pickle) weights, "
+            "and this bot loads only `.safetensors` ones.",
+            checkpoint=display,
+        )
     if not has_safetensors and not any(folder.glob("*.bin")):
-        return ": the folder has no weights file"
-    return ": the weights file is damaged or doesn't match the model's `config.json`"
+        return lazy("I couldn't load the weights of {checkpoint}: the folder has no weights file.", checkpoint=display)
+    return lazy(
+        "I couldn't load the weights of {checkpoint}: the weights file is damaged or doesn't match the model's `config.json`.",
+        checkpoint=display,
+    )
+
+
+def _value_error_reason(exc: ValueError, *, sanitize: bool = True) -> Text:
+    """What a :class:`MaskedLM` ``ValueError`` says: its message (translatable) when it carries one."""
+    reason = exc.args[0] if len(exc.args) == 1 else None
+    if isinstance(reason, Message):
+        return reason
+    return printable(str(exc)) if sanitize else str(exc)
 
 
 def load_masked_lm(
@@ -274,33 +315,49 @@ def load_masked_lm(
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         log.info("config for %s can't be read: %s", reference, exc)
-        raise CheckpointLoadError(f"The `config.json` of {display} can't be read: {_parse_problem(exc)}.") from None
+        raise CheckpointLoadError(_config_unreadable(display, exc)) from None
     except Exception as exc:  # `null`, nesting deeper than the parser goes, fields of the wrong type...
         log.warning("config for %s is broken: %s: %s", reference, type(exc).__name__, exc)
-        raise CheckpointLoadError(f"The `config.json` of {display} isn't a valid model configuration.") from None
+        raise CheckpointLoadError(
+            lazy("The `config.json` of {checkpoint} isn't a valid model configuration.", checkpoint=display)
+        ) from None
     if type(config) not in MODEL_FOR_MASKED_LM_MAPPING:
         raise NotMaskedLMError(
-            f"{display} is a `{config.model_type}` model without a masked-language-model head, "
-            "so it cannot fill in blanks. Pick a fill-mask model such as `camembert-base` or `bert-base-uncased`."
+            lazy(
+                "{checkpoint} is a `{model_type}` model without a masked-language-model head, "
+                "so it cannot fill in blanks. Pick a fill-mask model such as `camembert-base` or `bert-base-uncased`.",
+                checkpoint=display,
+                model_type=config.model_type,
+            )
         )
     if max_parameters is not None:
         _check_size(reference, *parameter_count(source, config), max_parameters)
     if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
         raise CheckpointLoadError(
-            f"{display} has no tokenizer files (such as `tokenizer.json` or `vocab.txt`), so I can't read text with it. "
-            "Save the tokenizer into the same folder (`tokenizer.save_pretrained(...)`)."
+            lazy(
+                "{checkpoint} has no tokenizer files (such as `tokenizer.json` or `vocab.txt`), so I can't read text with it. "
+                "Save the tokenizer into the same folder (`tokenizer.save_pretrained(...)`).",
+                checkpoint=display,
+            )
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     except Exception as exc:  # missing, malformed JSON, a tokenizer.json of the wrong shape...
         log.warning("tokenizer for %s failed to load: %s: %s", reference, type(exc).__name__, exc)
-        raise CheckpointLoadError(f"{display} has no tokenizer I can load (its files are missing or damaged).") from None
+        raise CheckpointLoadError(
+            lazy("{checkpoint} has no tokenizer I can load (its files are missing or damaged).", checkpoint=display)
+        ) from None
     if getattr(tokenizer, "mask_token", None) is None or getattr(tokenizer, "mask_token_id", None) is None:
-        raise NoMaskTokenError(f"{display}'s tokenizer has no mask token, so there is no blank it can fill.")
+        raise NoMaskTokenError(
+            lazy("{checkpoint}'s tokenizer has no mask token, so there is no blank it can fill.", checkpoint=display)
+        )
     if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
         # transformers builds a tokenizer of special tokens alone when the vocabulary is missing.
         raise CheckpointLoadError(
-            f"{display}'s tokenizer has no vocabulary, only special tokens, so every answer would be blank."
+            lazy(
+                "{checkpoint}'s tokenizer has no vocabulary, only special tokens, so every answer would be blank.",
+                checkpoint=display,
+            )
         )
     tracker.stage("loading weights")
     try:
@@ -310,24 +367,33 @@ def load_masked_lm(
     except Exception as exc:  # no weights, a damaged file, shapes that don't match the config...
         log.warning("weights for %s failed to load: %s: %s", reference, type(exc).__name__, exc)
         gc.collect()
-        raise CheckpointLoadError(
-            f"I couldn't load the weights of {display}{_weights_hint(folder, allow_pickle_weights)}."
-        ) from None
+        raise CheckpointLoadError(_weights_failure(display, folder, allow_pickle_weights)) from None
     model.to(device)
     tracker.stage("warming up")
     try:
         lm = MaskedLM(reference, tokenizer, model, device=device, max_masks=max_masks)
     except ValueError as exc:  # the tokenizer's special tokens are unusable
-        raise CheckpointLoadError(f"{display} can't be used: {printable(str(exc))}.") from None
+        raise CheckpointLoadError(
+            lazy("{checkpoint} can't be used: {reason}.", checkpoint=display, reason=_value_error_reason(exc))
+        ) from None
     try:
         lm.set_precision(precision)
     except ValueError as exc:  # e.g. fp16 on a CPU: the owner's configuration, explained
-        raise CheckpointLoadError(f"I can't run {display} in {precision} here: {exc}.") from None
+        raise CheckpointLoadError(
+            lazy(
+                "I can't run {checkpoint} in {precision} here: {reason}.",
+                checkpoint=display,
+                precision=precision,
+                reason=_value_error_reason(exc, sanitize=False),
+            )
+        ) from None
     try:
         lm.predict(FillRequest(f"a {lm.mask_token} b", 1))  # first-call allocations happen now, not for a user
     except Exception as exc:  # the model and its tokenizer disagree in a way no check above caught
         log.warning("test fill of %s failed: %s: %s", reference, type(exc).__name__, exc, exc_info=True)
-        raise CheckpointLoadError(f"{display} loaded, but failed its first test sentence, so I won't use it.") from None
+        raise CheckpointLoadError(
+            lazy("{checkpoint} loaded, but failed its first test sentence, so I won't use it.", checkpoint=display)
+        ) from None
     log.info(
         "loaded %s (%s, %.1fM parameters, mask %s, max %d tokens) on %s in %s",
         reference,

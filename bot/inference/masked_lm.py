@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from bot.inference.checkpoint_policy import shown
+from bot.i18n import lazy, lazy_plural
+from bot.inference.checkpoint_policy import printable, shown
 from bot.inference.errors import (
     CheckpointLoadError,
     FillMaskError,
@@ -91,9 +92,16 @@ class MaskedLM:
         # transformers types special tokens loosely (str | int | list | Any): narrow them once, here.
         mask_token, mask_token_id, pad_token_id = tok.mask_token, tok.mask_token_id, tok.pad_token_id
         if not isinstance(mask_token, str) or not isinstance(mask_token_id, int):
-            raise ValueError(f"{name}: tokenizer has no mask token")
+            # Messages (the loader shows them in its CheckpointLoadError); str() is the English text.
+            raise ValueError(lazy("{checkpoint}: tokenizer has no mask token", checkpoint=printable(name)))
         if pad_token_id is not None and not isinstance(pad_token_id, int):
-            raise ValueError(f"{name}: tokenizer's pad token id is {pad_token_id!r}, not a token id")
+            raise ValueError(
+                lazy(
+                    "{checkpoint}: tokenizer's pad token id is {pad_token_id}, not a token id",
+                    checkpoint=printable(name),
+                    pad_token_id=printable(repr(pad_token_id)),
+                )
+            )
         self.mask_token: str = mask_token
         self.mask_token_id: int = mask_token_id
         self.pad_token_id: int | None = pad_token_id
@@ -146,11 +154,11 @@ class MaskedLM:
             self.model.to(torch.bfloat16)
         elif precision == "fp16":
             if self.device.type != "cuda":
-                raise ValueError("fp16 needs a CUDA device; use bf16 or int8 on the CPU")
+                raise ValueError(lazy("fp16 needs a CUDA device; use bf16 or int8 on the CPU"))
             self.model.half()
         elif precision == "int8":
             if self.device.type != "cpu":
-                raise ValueError("int8 (dynamic quantization) runs on the CPU only")
+                raise ValueError(lazy("int8 (dynamic quantization) runs on the CPU only"))
             import warnings
 
             with warnings.catch_warnings():
@@ -158,7 +166,7 @@ class MaskedLM:
                 warnings.simplefilter("ignore")
                 torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
         else:
-            raise ValueError(f"unknown precision {precision!r}")
+            raise ValueError(lazy("unknown precision {precision}", precision=repr(precision)))
         self.precision = precision
 
     def predict(self, request: FillRequest) -> FillResult:
@@ -275,9 +283,13 @@ class MaskedLM:
         if targets is None:
             return None
         if not targets:
-            raise InvalidRequestError("Give at least one word after `|` to score, e.g. `... | bon, mauvais`.")
+            raise InvalidRequestError(lazy("Give at least one word after `|` to score, e.g. `... | bon, mauvais`."))
         if len(targets) > MAX_TARGETS:
-            raise InvalidRequestError(f"I can score at most {MAX_TARGETS} target words at once.")
+            raise InvalidRequestError(
+                lazy_plural(
+                    "I can score at most {n} target word at once.", "I can score at most {n} target words at once.", MAX_TARGETS
+                )
+            )
         special_tokens = frozenset(str(token) for token in self.tokenizer.all_special_tokens)
         ids: list[int] = []
         special_typed: list[str] = []
@@ -291,7 +303,7 @@ class MaskedLM:
         if not ids:
             if special_typed and len(special_typed) == len(targets):
                 raise SpecialTargetsError(special_typed)
-            raise InvalidRequestError("None of those target words exist in this model's vocabulary.")
+            raise InvalidRequestError(lazy("None of those target words exist in this model's vocabulary."))
         return torch.tensor(ids, dtype=torch.long)
 
     def _word_start_id(self, target: str) -> int | None:
@@ -528,8 +540,13 @@ def _check_embedding_rows(name: str, tokenizer: PreTrainedTokenizerBase, model: 
     tokens = len(tokenizer)
     if rows is not None and tokens > rows:
         raise CheckpointLoadError(
-            f"{shown(name)} can't be used: its tokenizer has {tokens} tokens but the model only {rows} embeddings "
-            "(tokens were added to the tokenizer without resizing the model)."
+            lazy(
+                "{checkpoint} can't be used: its tokenizer has {tokens} tokens but the model only {rows} embeddings "
+                "(tokens were added to the tokenizer without resizing the model).",
+                checkpoint=shown(name),
+                tokens=tokens,
+                rows=rows,
+            )
         )
 
 

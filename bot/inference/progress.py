@@ -11,7 +11,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.i18n import N_, Text, _
+
 STAGES = ("checking", "downloading", "loading weights", "warming up", "ready")
+# How each stage is shown (``stage`` itself stays the English key the readers compare).
+_STAGE_LABELS = {
+    "checking": N_("checking"),
+    "downloading": N_("downloading"),
+    "loading weights": N_("loading weights"),
+    "warming up": N_("warming up"),
+    "ready": N_("ready"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,17 +30,37 @@ class LoadProgress:
     elapsed: float
     done_bytes: int = 0
     total_bytes: int = 0
-    note: str = ""  # e.g. "retrying" after a failed download
+    note: Text = ""  # e.g. "retrying" after a failed download (a message, translated when shown)
 
     def describe(self) -> str:
-        """``downloading 120.4 of 445.0 MB (27 %) · 12 s``, or ``loading weights · 3 s``."""
-        text = self.stage
+        """``downloading 120.4 of 445.0 MB (27 %) · 12 s``, or ``loading weights · 3 s``, in the current locale."""
+        seconds = f"{self.elapsed:.0f}"
         if self.stage == "downloading" and self.total_bytes:
-            percent = 100 * self.done_bytes / self.total_bytes
-            text += f" {self.done_bytes / 1e6:.1f} of {self.total_bytes / 1e6:.1f} MB ({percent:.0f} %)"
+            done = f"{self.done_bytes / 1e6:.1f}"
+            total = f"{self.total_bytes / 1e6:.1f}"
+            percent = f"{100 * self.done_bytes / self.total_bytes:.0f}"
+            if self.note:
+                return _(
+                    "downloading {done_mb} of {total_mb} MB ({percent} %) ({note}) · {seconds} s",
+                    done_mb=done,
+                    total_mb=total,
+                    percent=percent,
+                    note=self.note,
+                    seconds=seconds,
+                )
+            return _(
+                "downloading {done_mb} of {total_mb} MB ({percent} %) · {seconds} s",
+                done_mb=done,
+                total_mb=total,
+                percent=percent,
+                seconds=seconds,
+            )
+        label = self.stage
+        if self.stage in _STAGE_LABELS:
+            label = _(_STAGE_LABELS[self.stage])
         if self.note:
-            text += f" ({self.note})"
-        return f"{text} · {self.elapsed:.0f} s"
+            return _("{stage} ({note}) · {seconds} s", stage=label, note=self.note, seconds=seconds)
+        return _("{stage} · {seconds} s", stage=label, seconds=seconds)
 
 
 ProgressCallback = Callable[[LoadProgress], None]
@@ -44,6 +74,6 @@ class ProgressTracker:
         self._clock = clock
         self._started = clock()
 
-    def stage(self, name: str, done_bytes: int = 0, total_bytes: int = 0, *, note: str = "") -> None:
+    def stage(self, name: str, done_bytes: int = 0, total_bytes: int = 0, *, note: Text = "") -> None:
         if self._callback is not None:
             self._callback(LoadProgress(name, self._clock() - self._started, done_bytes, total_bytes, note))

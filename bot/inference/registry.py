@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar
 
 import torch
 
+from bot.i18n import DEFAULT_LOCALE, _, lazy, using_locale
 from bot.inference.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUED_PER_TENANT, BatchingModel
 from bot.inference.checkpoint_policy import shown
 from bot.inference.errors import CheckpointLoadError
@@ -99,7 +100,8 @@ class ModelRegistry:
 
     @property
     def where(self) -> str:
-        return "this bot's process"
+        """Where the models run, for ``model show``, in the current locale."""
+        return _("this bot's process")
 
     @property
     def loaded(self) -> list[str]:
@@ -188,8 +190,12 @@ class ModelRegistry:
         except TimeoutError:
             log.warning("loading %s took more than %.0f s; given up", reference, self.load_timeout)
             raise CheckpointLoadError(
-                f"Loading {shown(reference)} took more than {self.load_timeout:.0f} s, so I gave up. "
-                "Its files may sit on a disk or network share that doesn't answer."
+                lazy(
+                    "Loading {checkpoint} took more than {seconds} s, so I gave up. "
+                    "Its files may sit on a disk or network share that doesn't answer.",
+                    checkpoint=shown(reference),
+                    seconds=f"{self.load_timeout:.0f}",
+                )
             ) from None
 
     # -- eviction --------------------------------------------------------------------------
@@ -243,7 +249,9 @@ class _LoggedProgress:
         now = time.monotonic()
         if progress.stage != self._stage or now - self._logged_at >= self.INTERVAL:
             self._stage, self._logged_at = progress.stage, now
-            log.info("loading %s: %s", self.reference, progress.describe())
+            with using_locale(DEFAULT_LOCALE):  # the log is in English, whoever's load this is
+                described = progress.describe()
+            log.info("loading %s: %s", self.reference, described)
 
 
 # Load threads still running; a stopping process must not wait for one that is stuck.

@@ -61,6 +61,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.inference._providers import get_provider_helper
 from huggingface_hub.utils import HFValidationError, build_hf_headers, get_token
 
+from bot.i18n import N_, Message, lazy
 from bot.inference import wire
 from bot.inference.checkpoint_policy import is_local_reference, printable, shown
 from bot.inference.errors import (
@@ -91,20 +92,22 @@ DEFAULT_LOADING_RETRY_CAP = 10.0
 # How many checkpoints ``loaded`` remembers (the server decides what it keeps in memory).
 DEFAULT_MAX_REMEMBERED = 64
 
-_UNREACHABLE = "I can't reach the model server right now; please try again in a minute."
-_TOO_SLOW = "The model server took too long to answer; please try again in a minute."
-_GARBLED = "The model server sent an answer I can't read; please try again in a minute."
+_UNREACHABLE = lazy("I can't reach the model server right now; please try again in a minute.")
+_TOO_SLOW = lazy("The model server took too long to answer; please try again in a minute.")
+_GARBLED = lazy("The model server sent an answer I can't read; please try again in a minute.")
 
 
 class InferenceTokenRefusedError(InferenceUnavailableError):
     """The server refused the bot's credentials (HF_TOKEN): the owner's problem, not the user's."""
 
-    title = "Model server refused the bot"
+    title = N_("Model server refused the bot")
 
     def __init__(self) -> None:
         super().__init__(
-            "The model server refused the bot's token (HF_TOKEN), so I can't fill blanks right now. "
-            "The bot's owner needs to check that token."
+            lazy(
+                "The model server refused the bot's token (HF_TOKEN), so I can't fill blanks right now. "
+                "The bot's owner needs to check that token."
+            )
         )
 
 
@@ -203,15 +206,18 @@ class RemoteBackend:
 
     @property
     def where(self) -> str:
-        """Where the models run, for ``model show``."""
+        """Where the models run, for ``model show``, in the current locale."""
+        return self._where().localized()
+
+    def _where(self) -> Message:
         parsed = urllib.parse.urlsplit(self.url)
         host = parsed.hostname or ""
         netloc = f"{host}:{parsed.port}" if parsed.port else host
         if self.api == "fillmask":
-            return f"the inference service at {netloc}"
+            return lazy("the inference service at {address}", address=netloc)
         if host == "huggingface.co" or host.endswith(".huggingface.co"):
-            return "Hugging Face's hosted inference"
-        return f"the hosted-inference API at {netloc}"
+            return lazy("Hugging Face's hosted inference")
+        return lazy("the hosted-inference API at {address}", address=netloc)
 
     @property
     def in_flight(self) -> int:
@@ -232,11 +238,14 @@ class RemoteBackend:
         cold = self._cold.get(reference)
         if cold is not None:
             started = min(cold.since, self._load_started.get(reference, cold.since))
-            note = f"Hugging Face expects about {cold.estimated:.0f} s" if self.api == "huggingface" else "on the model server"
+            if self.api == "huggingface":
+                note = lazy("Hugging Face expects about {seconds} s", seconds=f"{cold.estimated:.0f}")
+            else:
+                note = lazy("on the model server")
             return LoadProgress("loading weights", now - started, note=note)
         started = self._load_started.get(reference)
         if started is not None and reference in self._loading:
-            return LoadProgress("loading weights", now - started, note="on the model server")
+            return LoadProgress("loading weights", now - started, note=lazy("on the model server"))
         return None
 
     def peek(self, reference: str) -> RemoteModel | None:
@@ -287,7 +296,7 @@ class RemoteBackend:
         self._models[reference] = model
         while len(self._models) > DEFAULT_MAX_REMEMBERED:
             self._models.popitem(last=False)
-        log.info("%s is ready on %s (mask %s)", reference, self.where, model.mask_token)
+        log.info("%s is ready on %s (mask %s)", reference, self._where(), model.mask_token)  # English: str(Message)
         return model
 
     async def _load_from_service(self, reference: str) -> RemoteModel:
@@ -299,7 +308,11 @@ class RemoteBackend:
             raise InferenceUnavailableError(_UNREACHABLE) from None
         except _NoAnswerInTime:
             raise CheckpointLoadError(
-                f"Loading {shown(reference)} on the model server took more than {self.load_timeout:.0f} s, so I gave up."
+                lazy(
+                    "Loading {checkpoint} on the model server took more than {seconds} s, so I gave up.",
+                    checkpoint=shown(reference),
+                    seconds=f"{self.load_timeout:.0f}",
+                )
             ) from None
         mask_token = body.get("mask_token") if isinstance(body, dict) else None
         if not isinstance(mask_token, str) or not mask_token:
@@ -310,8 +323,11 @@ class RemoteBackend:
     async def _load_from_hugging_face(self, reference: str) -> RemoteModel:
         if is_local_reference(reference):
             raise CheckpointNotAllowedError(
-                f"{shown(reference)} is a folder on this machine, but the models here run on Hugging Face's "
-                "hosted inference, which only serves models from the Hugging Face Hub."
+                lazy(
+                    "{checkpoint} is a folder on this machine, but the models here run on Hugging Face's "
+                    "hosted inference, which only serves models from the Hugging Face Hub.",
+                    checkpoint=shown(reference),
+                )
             )
         mask_token = await asyncio.to_thread(self._hub_mask_token, reference)
         model = RemoteModel(self, reference, mask_token)
@@ -329,11 +345,17 @@ class RemoteBackend:
             mask_token = info.mask_token
         except GatedRepoError:
             raise CheckpointNotAllowedError(
-                f"{shown(reference)} is gated on the Hugging Face Hub, and the bot's account hasn't been granted access."
+                lazy(
+                    "{checkpoint} is gated on the Hugging Face Hub, and the bot's account hasn't been granted access.",
+                    checkpoint=shown(reference),
+                )
             ) from None
         except (RepositoryNotFoundError, HFValidationError):
             raise CheckpointNotFoundError(
-                f"I can't find {shown(reference)} on the Hugging Face Hub. Check the spelling (`owner/name`)."
+                lazy(
+                    "I can't find {checkpoint} on the Hugging Face Hub. Check the spelling (`owner/name`).",
+                    checkpoint=shown(reference),
+                )
             ) from None
         except (HfHubHTTPError, OfflineModeIsEnabled, httpx2.HTTPError, OSError) as exc:
             log.warning("model info of %s: %s: %s", reference, type(exc).__name__, exc)
@@ -346,9 +368,14 @@ class RemoteBackend:
             return mask_token
         if not reached:
             raise InferenceUnavailableError(
-                f"I can't reach the Hugging Face Hub to look up {shown(reference)} right now; please try again in a minute."
+                lazy(
+                    "I can't reach the Hugging Face Hub to look up {checkpoint} right now; please try again in a minute.",
+                    checkpoint=shown(reference),
+                )
             )
-        raise NoMaskTokenError(f"{shown(reference)}'s tokenizer has no mask token, so there is no blank it can fill.")
+        raise NoMaskTokenError(
+            lazy("{checkpoint}'s tokenizer has no mask token, so there is no blank it can fill.", checkpoint=shown(reference))
+        )
 
     # -- filling ---------------------------------------------------------------------------
 
@@ -407,8 +434,12 @@ class RemoteBackend:
                     left = first_loading + self.load_timeout - now
                     if left <= 0:
                         raise InferenceUnavailableError(
-                            f"The model server is still loading {shown(name)} after {self.load_timeout:.0f} s; "
-                            "please try again in a few minutes."
+                            lazy(
+                                "The model server is still loading {checkpoint} after {seconds} s; "
+                                "please try again in a few minutes.",
+                                checkpoint=shown(name),
+                                seconds=f"{self.load_timeout:.0f}",
+                            )
                         ) from None
                     await asyncio.sleep(min(max(loading.estimated, 0.05), self.loading_retry_cap, left))
                     continue
@@ -480,8 +511,10 @@ class RemoteBackend:
         if status == 402 and self.api == "huggingface":
             log.warning("%s: the bot's account is out of credits (402): %s", self.url, message)
             raise InferenceUnavailableError(
-                "Hugging Face's hosted inference won't take more requests from the bot's account right now "
-                "(its included credits are used up). The bot's owner needs to check the account."
+                lazy(
+                    "Hugging Face's hosted inference won't take more requests from the bot's account right now "
+                    "(its included credits are used up). The bot's owner needs to check the account."
+                )
             )
         if status == 401 or (status == 403 and self.api == "huggingface"):
             log.warning("%s refused the bot's token (%d): %s", self.url, status, message)
@@ -490,15 +523,18 @@ class RemoteBackend:
             if self.api == "huggingface":
                 raise _hugging_face_refusal(status, message, checkpoint)
             if message:
+                # The service's own words, in English as it sent them (not translated here).
                 raise wire.error_for(status, _plain(message))
             if status == wire.STATUS_NOT_FOUND:
-                raise CheckpointNotFoundError(f"The model server has no model {shown(checkpoint)}.")
-            raise InvalidRequestError("The model server couldn't read that request.")
+                raise CheckpointNotFoundError(lazy("The model server has no model {checkpoint}.", checkpoint=shown(checkpoint)))
+            raise InvalidRequestError(lazy("The model server couldn't read that request."))
         if status == wire.STATUS_FAILED and self.api == "fillmask" and message:
             # The service's own words for a request that failed there (already logged there).
             raise wire.error_for(status, _plain(message))
         log.warning("POST %s: the model server failed with %d", response.url, status)
-        raise InferenceUnavailableError(f"The model server had a problem (error {status}); please try again in a minute.")
+        raise InferenceUnavailableError(
+            lazy("The model server had a problem (error {status}); please try again in a minute.", status=status)
+        )
 
     async def aclose(self) -> None:
         for task in list(self._loading.values()):
@@ -637,12 +673,18 @@ def _plain(message: str) -> str:
 def _hugging_face_refusal(status: int, message: str | None, checkpoint: str) -> FillMaskError:
     if status == wire.STATUS_NOT_FOUND:
         return CheckpointNotFoundError(
-            f"Hugging Face's hosted inference doesn't run {shown(checkpoint)}: "
-            "the model doesn't exist or isn't deployed there for fill-mask."
+            lazy(
+                "Hugging Face's hosted inference doesn't run {checkpoint}: "
+                "the model doesn't exist or isn't deployed there for fill-mask.",
+                checkpoint=shown(checkpoint),
+            )
         )
     if message:
-        return InvalidRequestError(f"Hugging Face's hosted inference refused that sentence: {_plain(message)}")
-    return InvalidRequestError("Hugging Face's hosted inference refused that sentence.")
+        # Hugging Face's own words stay as it wrote them (English).
+        return InvalidRequestError(
+            lazy("Hugging Face's hosted inference refused that sentence: {reason}", reason=_plain(message))
+        )
+    return InvalidRequestError(lazy("Hugging Face's hosted inference refused that sentence."))
 
 
 _RATELIMIT_RESET = re.compile(r";\s*t=(\d+(?:\.\d+)?)")

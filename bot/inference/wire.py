@@ -86,6 +86,8 @@ def status_for(error: FillMaskError) -> int:
 
 def error_for(status: int, message: str, *, retry_after: float | None = None) -> FillMaskError:
     """The error a refusal stands for, carrying the server's words."""
+    # Not marked for translation: the service sends its errors as English text (``str(error)``),
+    # and those words are shown as they came. Only BusyError, rebuilt here, speaks the user's language.
     if status == STATUS_BUSY:
         return BusyError(retry_after if retry_after is not None else 1.0)
     if status == STATUS_NOT_ALLOWED:

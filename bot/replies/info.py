@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.i18n import _, ngettext
 from bot.inference.checkpoint_policy import display_name
-from bot.inference.types import DEFAULT_TOP_K, MAX_MASKS, MAX_TOP_K
-from bot.replies.markup import Code, join, rich
+from bot.inference.types import DEFAULT_TOP_K, MAX_MASKS, MAX_TOP_K, LoadedModel
+from bot.replies.markup import Code, Rich, join, rich, rich_format
 from bot.replies.reply import Reply, ReplyField, info_reply
 from bot.service.cluster import ProcessHeartbeat
 from bot.service.fill_mask_service import StatsSnapshot
@@ -16,54 +17,121 @@ from bot.service.request_stats import format_duration
 def help_reply(prefix: str, mask: str, checkpoint: str) -> Reply:
     """How to use the bot, with the server's mask token and the bot's prefix in every example."""
     p = prefix
+    example = _("Paris is the {mask} of France.", mask=mask)
     fields = (
         ReplyField(
-            "Fill in a blank",
+            _("Fill in a blank"),
             rich(
-                Code(f"{p}fill Paris is the {mask} of France."),
+                Code(f"{p}fill {example}"),
                 "\n",
-                Code(f"/fill text: Paris is the {mask} of France."),
-                f"\nI answer with the model's best guesses for each blank (up to {MAX_MASKS} blanks). "
-                "Or right-click any message with a blank → **Apps** → **Fill the blanks** (only you see the answer).",
+                Code(f"/fill text: {example}"),
+                "\n",
+                ngettext(
+                    "I answer with the model's best guesses for each blank (up to {n} blank). "
+                    "Or right-click any message with a blank → **Apps** → **Fill the blanks** (only you see the answer).",
+                    "I answer with the model's best guesses for each blank (up to {n} blanks). "
+                    "Or right-click any message with a blank → **Apps** → **Fill the blanks** (only you see the answer).",
+                    MAX_MASKS,
+                ),
             ),
         ),
         ReplyField(
-            "Writing the blank",
-            rich("This server's model uses ", Code(mask), "; `<mask>`, `[MASK]` and `[mask]` work too, I convert them."),
-        ),
-        ReplyField(
-            "Options",
-            rich(
-                f"**top_k**: how many guesses, 1-{MAX_TOP_K} (default {DEFAULT_TOP_K}): ",
-                Code(f"{p}fill k=3 ..."),
-                " or `/fill top_k:3`.\n**targets**: score only some words: ",
-                Code(f"{p}fill ... | good, bad"),
-                " or `/fill targets: good, bad`.",
+            _("Writing the blank"),
+            rich_format(
+                _("This server's model uses {mask}; `<mask>`, `[MASK]` and `[mask]` work too, I convert them."),
+                mask=Code(mask),
             ),
         ),
         ReplyField(
-            "Models",
+            _("Options"),
             rich(
-                Code(f"{p}model show"),
-                " this server's model · ",
-                Code(f"{p}model list"),
-                " models on offer · ",
-                Code(f"{p}model info [name]"),
-                " its card · ",
-                Code(f"{p}model search camembert fr"),
-                " the Hub's fill-mask models.\nAdmins (Manage Server): ",
-                Code(f"{p}model set <name>"),
-                " and ",
-                Code(f"{p}model reset"),
-                ".",
+                rich_format(
+                    _("**top_k**: how many guesses, 1-{max_top_k} (default {default_top_k}): {example} or `/fill top_k:3`."),
+                    max_top_k=str(MAX_TOP_K),
+                    default_top_k=str(DEFAULT_TOP_K),
+                    example=Code(f"{p}fill k=3 ..."),
+                ),
+                "\n",
+                rich_format(
+                    _("**targets**: score only some words: {example} or `/fill targets: good, bad`."),
+                    example=Code(f"{p}fill ... | good, bad"),
+                ),
+            ),
+        ),
+        ReplyField(
+            _("Side by side"),
+            rich(
+                rich_format(
+                    _("**compare**: this server's model and another on the same sentence: {example} or {slash}."),
+                    example=Code(f"{p}fill compare=bert-base-uncased {example}"),
+                    slash=Code("/fill compare: bert-base-uncased"),
+                ),
+                "\n",
+                rich_format(
+                    _(
+                        "**A bias lens**: swap words in {{…|…}} and see what changes: {example} "
+                        "(2 to 4 alternatives; {model_info} says what the model card tells of its biases)."
+                    ),
+                    example=Code(f"{p}fill " + _("The {{man|woman}} worked as a {mask}.", mask=mask)),
+                    model_info=Code(f"{p}model info"),
+                ),
+            ),
+        ),
+        ReplyField(
+            _("Models"),
+            rich(
+                rich_format(
+                    _(
+                        "{show_command} this server's model · {list_command} models on offer · {info_command} its card · "
+                        "{search_command} the Hub's fill-mask models."
+                    ),
+                    show_command=Code(f"{p}model show"),
+                    list_command=Code(f"{p}model list"),
+                    info_command=Code(f"{p}model info [name]"),
+                    search_command=Code(f"{p}model search camembert fr"),
+                ),
+                "\n",
+                rich_format(
+                    _("Admins (Manage Server): {set_command} and {reset_command}."),
+                    set_command=Code(f"{p}model set <name>"),
+                    reset_command=Code(f"{p}model reset"),
+                ),
+            ),
+        ),
+        ReplyField(
+            _("Language"),
+            rich_format(
+                _("{show_command} which language I answer in · admins: {set_command} (English, français, 한국어)."),
+                show_command=Code(f"{p}language"),
+                set_command=Code(f"{p}language set fr"),
             ),
         ),
     )
-    return info_reply("Fill-mask bot: help", fields=fields, footer=f"Model: {display_name(checkpoint)}")
+    footer = _("Model: {checkpoint}", checkpoint=display_name(checkpoint))
+    return info_reply(_("Fill-mask bot: help"), fields=fields, footer=footer)
 
 
 def _ms(seconds: float | None) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds is not None else "-"
+
+
+def _loaded_line(model: LoadedModel) -> Rich:
+    checkpoint = Code(model.checkpoint, 80)
+    # A remote model's memory is the service's, not this process's: no MiB shown.
+    if model.memory_bytes:
+        template = _("{checkpoint} {precision} · {memory} MiB · queue {queue_depth} · {served} served")
+        memory = f"{model.memory_bytes / 2**20:.0f}"
+    else:
+        template = _("{checkpoint} {precision} · queue {queue_depth} · {served} served")
+        memory = ""
+    return rich_format(
+        template,
+        checkpoint=checkpoint,
+        precision=model.precision,
+        memory=memory,
+        queue_depth=str(model.queue_depth),
+        served=str(model.requests_served),
+    )
 
 
 def stats_reply(
@@ -71,29 +139,41 @@ def stats_reply(
 ) -> Reply:
     """This process's statistics; with ``processes`` (every running process's heartbeat, this
     one included), the totals across them and a line per process, naming the one answering."""
-    loaded = [
-        rich(
-            Code(model.checkpoint, 80),
-            # A remote model's memory is the service's, not this process's: no MiB shown.
-            f" {model.precision}{f' · {model.memory_bytes / 2**20:.0f} MiB' if model.memory_bytes else ''}"
-            f" · queue {model.queue_depth} · {model.requests_served} served",
-        )
-        for model in stats.loaded
-    ]
+    loaded = [_loaded_line(model) for model in stats.loaded]
     latency = stats.latency
+    requests = " · ".join((_answered(stats.served), _refused(stats.refused)))
+    latency_text = ngettext(
+        "p50 {p50} · p95 {p95} ({n} request)",
+        "p50 {p50} · p95 {p95} ({n} requests)",
+        latency.count,
+        p50=_ms(latency.p50),
+        p95=_ms(latency.p95),
+    )
     fields = (
-        ReplyField("Uptime", format_duration(stats.uptime), True),
-        ReplyField("Servers", str(servers), True),
-        ReplyField("Requests", f"{stats.served} answered · {stats.refused} refused", True),
-        ReplyField("Latency, last hour", f"p50 {_ms(latency.p50)} · p95 {_ms(latency.p95)} ({latency.count} requests)", True),
-        ReplyField("Loaded checkpoints", join(loaded) or "none"),
+        ReplyField(_("Uptime"), format_duration(stats.uptime), True),
+        ReplyField(_("Servers"), str(servers), True),
+        ReplyField(_("Requests"), requests, True),
+        ReplyField(_("Latency, last hour"), latency_text, True),
+        ReplyField(_("Loaded checkpoints"), join(loaded) or _("none")),
     )
     footer = ""
     if len(processes) > 1 or (processes and processes[0].shard_count > 1):
         fields += _cluster_fields(processes, answered_by)
     if answered_by is not None:
-        footer = f"Answered by process {answered_by}"
-    return info_reply("Bot statistics", fields=fields, footer=footer)
+        footer = _("Answered by process {process}", process=answered_by)
+    return info_reply(_("Bot statistics"), fields=fields, footer=footer)
+
+
+def _answered(count: int) -> str:
+    return ngettext("{n} answered", "{n} answered", count)
+
+
+def _refused(count: int) -> str:
+    return ngettext("{n} refused", "{n} refused", count)
+
+
+def _servers(count: int) -> str:
+    return ngettext("{n} server", "{n} servers", count)
 
 
 # Processes listed one per line; the rest are counted (a field holds 1024 characters).
@@ -106,24 +186,37 @@ def _cluster_fields(processes: Sequence[ProcessHeartbeat], answered_by: str | No
     lines = [
         rich(
             "▶ " if beat.process == answered_by else "",
-            Code(beat.process, 60),
-            f" shards {_ids(beat.shard_ids)} · {beat.guilds} servers · {len(beat.loaded)} loaded · {beat.served} answered",
+            rich_format(_("{process} shards {shards}"), process=Code(beat.process, 60), shards=_ids(beat.shard_ids)),
+            " · ",
+            " · ".join(
+                (
+                    _servers(beat.guilds),
+                    ngettext("{n} loaded", "{n} loaded", len(beat.loaded)),
+                    _answered(beat.served),
+                )
+            ),
         )
         for beat in processes[:MAX_PROCESSES_LISTED]
     ]
     if len(processes) > MAX_PROCESSES_LISTED:
-        lines.append(rich(f"… and {len(processes) - MAX_PROCESSES_LISTED} more"))
+        hidden = len(processes) - MAX_PROCESSES_LISTED
+        lines.append(rich(ngettext("… and {n} more", "… and {n} more", hidden)))
     missing = sorted(set(range(shards_total)) - set(shards_up))
-    summary = f"{len(processes)} processes · shards {len(shards_up)} of {shards_total} running"
+    running = {"running": len(shards_up), "total": shards_total}
     if missing:
-        summary += f" (no process runs {_ids(missing)})"
+        shards = _("shards {running} of {total} running (no process runs {missing})", **running, missing=_ids(missing))
+    else:
+        shards = _("shards {running} of {total} running", **running)
+    summary = (
+        ngettext("{n} process", "{n} processes", len(processes)),
+        shards,
+        _servers(sum(b.guilds for b in processes)),
+        _answered(sum(b.served for b in processes)),
+        _refused(sum(b.refused for b in processes)),
+    )
     return (
-        ReplyField(
-            "All processes",
-            f"{summary} · {sum(b.guilds for b in processes)} servers · {sum(b.served for b in processes)} answered · "
-            f"{sum(b.refused for b in processes)} refused",
-        ),
-        ReplyField("Processes", join(lines, "\n")),
+        ReplyField(_("All processes"), " · ".join(summary)),
+        ReplyField(_("Processes"), join(lines, "\n")),
     )
 
 

@@ -11,6 +11,7 @@ reply, mention syntax is shown, not rendered), :func:`plain` only cleans it for 
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -68,6 +69,26 @@ def rich(*parts: Inline | Rich) -> Rich:
             out.extend(part)
         else:
             out.append(part)
+    return tuple(out)
+
+
+def rich_format(template: str, /, **parts: Inline | Rich) -> Rich:
+    """``template`` (a translated message with ``{name}`` fields, not yet formatted) as rich text,
+    each field replaced by its part: a sentence translated as one message, its untrusted parts
+    (a :class:`Code`, a :class:`Text`) still shown literally. ``{{`` and ``}}`` are literal braces.
+
+    ``rich_format(_("This server now uses {checkpoint}."), checkpoint=Code(name))``
+    """
+    out: list[Inline] = []
+    for literal, name, _spec, _conversion in string.Formatter().parse(template):
+        if literal:
+            out.append(literal)
+        if name is not None:
+            part = parts[name]
+            if isinstance(part, tuple):
+                out.extend(part)
+            else:
+                out.append(part)
     return tuple(out)
 
 

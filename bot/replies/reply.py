@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from bot.i18n import Message, _, text_of
 from bot.replies.markup import Inline, Rich, as_rich, markdown, truncate
 
 # Discord's embed limits (discord.py's Embed docs; the API rejects anything larger).
@@ -124,9 +125,12 @@ def to_markdown(reply: Reply) -> MarkdownReply:
 # -- generic replies ---------------------------------------------------------------------
 
 
-def error_reply(message: RichLike, *, title: str = "Can't do that") -> Reply:
+def error_reply(message: RichLike | Message, *, title: str | None = None) -> Reply:
+    """``title`` is shown as given (already in the current locale); by default "Can't do that"."""
     # A plain ``message`` is ours (a FillMaskError), not user text: it may hold intentional markdown.
-    return Reply(title=f"⚠️ {title}", description=message, colour=COLOUR_ERROR)
+    shown = text_of(message) if isinstance(message, Message) else message
+    heading = title if title is not None else _("Can't do that")
+    return Reply(title=f"⚠️ {heading}", description=shown, colour=COLOUR_ERROR)
 
 
 def ok_reply(title: str, message: RichLike = "", fields: tuple[ReplyField, ...] = ()) -> Reply:
@@ -137,6 +141,10 @@ def info_reply(title: RichLike, message: RichLike = "", fields: tuple[ReplyField
     return Reply(title=title, description=message, fields=fields, footer=footer)
 
 
-def internal_error_reply(consequence: str = "It has been logged; please try again later.") -> Reply:
-    """For failures that are ours, not the user's: no detail, the cause goes to the log."""
-    return error_reply(f"Something went wrong on my side. {consequence}", title="Oops")
+def internal_error_reply(consequence: str | None = None) -> Reply:
+    """For failures that are ours, not the user's: no detail, the cause goes to the log.
+
+    ``consequence`` is shown as given (already in the current locale)."""
+    if consequence is None:
+        consequence = _("It has been logged; please try again later.")
+    return error_reply(_("Something went wrong on my side. {consequence}", consequence=consequence), title=_("Oops"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.i18n import Text, lazy, text_of
 from bot.inference.checkpoint_policy import matches_allowed
 
 # Discord's caps on autocomplete: 25 choices, names and values of at most 100 characters.
@@ -23,86 +24,87 @@ _GLOB_CHARS = frozenset("*?[")
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
     checkpoint: str  # a Hub id, or (with is_pattern) an ALLOWED_MODELS pattern such as "almanach/*"
-    language: str = ""  # "French", "Multilingual"...; "" when unknown
-    note: str = ""
+    # Ours (the curated list's) are Messages, translated when shown; a Hub model's are its own words.
+    language: Text = ""  # "French", "Multilingual"...; "" when unknown
+    note: Text = ""
     is_pattern: bool = False
 
 
-def _entries(language: str, *items: tuple[str, str]) -> tuple[CatalogEntry, ...]:
+def _entries(language: Text, *items: tuple[str, Text]) -> tuple[CatalogEntry, ...]:
     return tuple(CatalogEntry(checkpoint, language, note) for checkpoint, note in items)
 
 
 CURATED: tuple[CatalogEntry, ...] = (
     *_entries(
-        "French",
+        lazy("French"),
         ("camembert-base", "CamemBERT base (RoBERTa)"),
-        ("almanach/camembert-base", "CamemBERT base, under its authors' organisation"),
-        ("cmarkea/distilcamembert-base", "DistilCamemBERT: smaller and faster"),
-        ("flaubert/flaubert_base_cased", "FlauBERT base, cased"),
-        ("flaubert/flaubert_base_uncased", "FlauBERT base, uncased"),
+        ("almanach/camembert-base", lazy("CamemBERT base, under its authors' organisation")),
+        ("cmarkea/distilcamembert-base", lazy("DistilCamemBERT: smaller and faster")),
+        ("flaubert/flaubert_base_cased", lazy("FlauBERT base, cased")),
+        ("flaubert/flaubert_base_uncased", lazy("FlauBERT base, uncased")),
     ),
     *_entries(
-        "English",
-        ("bert-base-uncased", "BERT base, uncased"),
-        ("bert-base-cased", "BERT base, cased"),
-        ("bert-large-uncased", "BERT large, uncased"),
+        lazy("English"),
+        ("bert-base-uncased", lazy("BERT base, uncased")),
+        ("bert-base-cased", lazy("BERT base, cased")),
+        ("bert-large-uncased", lazy("BERT large, uncased")),
         ("roberta-base", "RoBERTa base"),
         ("roberta-large", "RoBERTa large"),
-        ("distilroberta-base", "DistilRoBERTa: smaller and faster"),
-        ("distilbert-base-uncased", "DistilBERT: smaller and faster, uncased"),
-        ("distilbert-base-cased", "DistilBERT: smaller and faster, cased"),
+        ("distilroberta-base", lazy("DistilRoBERTa: smaller and faster")),
+        ("distilbert-base-uncased", lazy("DistilBERT: smaller and faster, uncased")),
+        ("distilbert-base-cased", lazy("DistilBERT: smaller and faster, cased")),
         ("albert-base-v2", "ALBERT base v2"),
         ("answerdotai/ModernBERT-base", "ModernBERT base"),
     ),
     *_entries(
-        "Multilingual",
-        ("xlm-roberta-base", "XLM-RoBERTa base, 100 languages"),
-        ("xlm-roberta-large", "XLM-RoBERTa large, 100 languages"),
-        ("bert-base-multilingual-cased", "multilingual BERT, 104 languages, cased"),
-        ("bert-base-multilingual-uncased", "multilingual BERT, uncased"),
-        ("distilbert-base-multilingual-cased", "multilingual DistilBERT, cased"),
+        lazy("Multilingual"),
+        ("xlm-roberta-base", lazy("XLM-RoBERTa base, 100 languages")),
+        ("xlm-roberta-large", lazy("XLM-RoBERTa large, 100 languages")),
+        ("bert-base-multilingual-cased", lazy("multilingual BERT, 104 languages, cased")),
+        ("bert-base-multilingual-uncased", lazy("multilingual BERT, uncased")),
+        ("distilbert-base-multilingual-cased", lazy("multilingual DistilBERT, cased")),
     ),
     *_entries(
-        "German",
-        ("dbmdz/bert-base-german-cased", "German BERT by the MDZ Digital Library"),
-        ("bert-base-german-cased", "German BERT by deepset"),
+        lazy("German"),
+        ("dbmdz/bert-base-german-cased", lazy("German BERT by the MDZ Digital Library")),
+        ("bert-base-german-cased", lazy("German BERT by deepset")),
         ("deepset/gbert-base", "GBERT base"),
     ),
     *_entries(
-        "Spanish",
-        ("dccuchile/bert-base-spanish-wwm-cased", "BETO, cased"),
-        ("dccuchile/bert-base-spanish-wwm-uncased", "BETO, uncased"),
-        ("PlanTL-GOB-ES/roberta-base-bne", "RoBERTa base trained on the National Library of Spain's data"),
+        lazy("Spanish"),
+        ("dccuchile/bert-base-spanish-wwm-cased", lazy("BETO, cased")),
+        ("dccuchile/bert-base-spanish-wwm-uncased", lazy("BETO, uncased")),
+        ("PlanTL-GOB-ES/roberta-base-bne", lazy("RoBERTa base trained on the National Library of Spain's data")),
     ),
     *_entries(
-        "Italian",
-        ("dbmdz/bert-base-italian-cased", "Italian BERT, cased"),
-        ("dbmdz/bert-base-italian-xxl-cased", "Italian BERT XXL, cased"),
+        lazy("Italian"),
+        ("dbmdz/bert-base-italian-cased", lazy("Italian BERT, cased")),
+        ("dbmdz/bert-base-italian-xxl-cased", lazy("Italian BERT XXL, cased")),
     ),
     *_entries(
-        "Dutch",
+        lazy("Dutch"),
         ("GroNLP/bert-base-dutch-cased", "BERTje"),
         ("pdelobelle/robbert-v2-dutch-base", "RobBERT v2"),
     ),
-    *_entries("Portuguese", ("neuralmind/bert-base-portuguese-cased", "BERTimbau base (Brazilian Portuguese)")),
-    *_entries("Polish", ("allegro/herbert-base-cased", "HerBERT base")),
-    *_entries("Swedish", ("KB/bert-base-swedish-cased", "Swedish BERT by the National Library of Sweden")),
-    *_entries("Finnish", ("TurkuNLP/bert-base-finnish-cased-v1", "FinBERT, cased")),
-    *_entries("Turkish", ("dbmdz/bert-base-turkish-cased", "BERTurk, cased")),
-    *_entries("Greek", ("nlpaueb/bert-base-greek-uncased-v1", "Greek BERT, uncased")),
-    *_entries("Russian", ("DeepPavlov/rubert-base-cased", "RuBERT base, cased")),
+    *_entries(lazy("Portuguese"), ("neuralmind/bert-base-portuguese-cased", lazy("BERTimbau base (Brazilian Portuguese)"))),
+    *_entries(lazy("Polish"), ("allegro/herbert-base-cased", "HerBERT base")),
+    *_entries(lazy("Swedish"), ("KB/bert-base-swedish-cased", lazy("Swedish BERT by the National Library of Sweden"))),
+    *_entries(lazy("Finnish"), ("TurkuNLP/bert-base-finnish-cased-v1", lazy("FinBERT, cased"))),
+    *_entries(lazy("Turkish"), ("dbmdz/bert-base-turkish-cased", lazy("BERTurk, cased"))),
+    *_entries(lazy("Greek"), ("nlpaueb/bert-base-greek-uncased-v1", lazy("Greek BERT, uncased"))),
+    *_entries(lazy("Russian"), ("DeepPavlov/rubert-base-cased", lazy("RuBERT base, cased"))),
     *_entries(
-        "Arabic",
+        lazy("Arabic"),
         ("aubmindlab/bert-base-arabertv2", "AraBERT v2"),
-        ("asafaya/bert-base-arabic", "Arabic BERT base"),
+        ("asafaya/bert-base-arabic", lazy("Arabic BERT base")),
     ),
     *_entries(
-        "Chinese",
-        ("bert-base-chinese", "Chinese BERT base"),
-        ("hfl/chinese-roberta-wwm-ext", "Chinese RoBERTa-wwm-ext (BERT architecture)"),
+        lazy("Chinese"),
+        ("bert-base-chinese", lazy("Chinese BERT base")),
+        ("hfl/chinese-roberta-wwm-ext", lazy("Chinese RoBERTa-wwm-ext (BERT architecture)")),
     ),
     *_entries(
-        "Korean",
+        lazy("Korean"),
         ("klue/bert-base", "KLUE BERT base"),
         ("klue/roberta-base", "KLUE RoBERTa base"),
     ),
@@ -140,7 +142,7 @@ def offered_models(allowed_models: tuple[str, ...]) -> list[CatalogEntry]:
             for entry in CURATED:
                 if matches_allowed(entry.checkpoint, name):
                     add(entry)
-            add(CatalogEntry(name, "", "pattern: any Hub model whose id matches", is_pattern=True))
+            add(CatalogEntry(name, "", lazy("pattern: any Hub model whose id matches"), is_pattern=True))
         else:
             add(curated.get(name.lower(), CatalogEntry(name, "", "")))
     return offered
@@ -176,13 +178,15 @@ def _rank(query: str, entry: CatalogEntry) -> int | None:
         return 1
     checkpoint = entry.checkpoint.lower()
     name = checkpoint.rsplit("/", 1)[-1]
-    language = entry.language.lower()
+    # A language or a note matches as shown (the current locale) or in English.
+    languages = [language for language in {text_of(entry.language).lower(), str(entry.language).lower()} if language]
+    notes = {text_of(entry.note).lower(), str(entry.note).lower()}
     if checkpoint == query:
         return 0
-    if checkpoint.startswith(query) or name.startswith(query) or (language and language.startswith(query)):
+    if checkpoint.startswith(query) or name.startswith(query) or any(language.startswith(query) for language in languages):
         return 1
-    if query in checkpoint or (language and query in language):
+    if query in checkpoint or any(query in language for language in languages):
         return 2
-    if query in entry.note.lower():
+    if any(query in note for note in notes):
         return 3
     return None

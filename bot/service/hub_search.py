@@ -35,6 +35,7 @@ from huggingface_hub import ModelCardData, ModelInfo
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import errors as hub_errors
 
+from bot.i18n import Message, Text, _, lazy, lazy_plural, ngettext
 from bot.inference.checkpoint_policy import is_hub_id, matches_allowed
 from bot.inference.errors import InvalidRequestError
 from bot.service.catalog import CatalogEntry
@@ -55,22 +56,24 @@ MIN_SUGGEST_CHARS = 2  # shorter prefixes are answered from the curated list
 _EXPAND = ["downloads", "likes", "cardData", "tags", "pipeline_tag", "gated", "private"]
 
 # -- failures, in plain words ------------------------------------------------------------
+# Messages, translated when shown: an answer is kept a few minutes for every server asking.
 
-OFFLINE = (
+OFFLINE = lazy(
     "Searching needs the Hugging Face Hub, and this bot runs offline (the owner set HF_HUB_OFFLINE), "
     "so I can't search it. `model list` shows the models on offer."
 )
-UNREACHABLE = "I can't reach the Hugging Face Hub right now, so I can't search it: try again in a few minutes."
-TOO_SLOW = "The Hugging Face Hub didn't answer in time, so I can't search it right now: try again in a few minutes."
-RATE_LIMITED = "The Hugging Face Hub is limiting how often I can ask: try searching again in a few minutes."
-FORBIDDEN = "The Hugging Face Hub won't let me search it (it refused the bot's access): the bot owner can check its token."
-UNKNOWN = "I couldn't search the Hugging Face Hub just now: try again later."
+UNREACHABLE = lazy("I can't reach the Hugging Face Hub right now, so I can't search it: try again in a few minutes.")
+TOO_SLOW = lazy("The Hugging Face Hub didn't answer in time, so I can't search it right now: try again in a few minutes.")
+RATE_LIMITED = lazy("The Hugging Face Hub is limiting how often I can ask: try searching again in a few minutes.")
+FORBIDDEN = lazy("The Hugging Face Hub won't let me search it (it refused the bot's access): the bot owner can check its token.")
+UNKNOWN = lazy("I couldn't search the Hugging Face Hub just now: try again later.")
 
 
-def hub_down(status: int) -> str:
-    return (
-        f"I can't reach the Hugging Face Hub right now: it answered with an error on its side (HTTP {status}), "
-        "so I can't search it. Try again in a few minutes."
+def hub_down(status: int) -> Message:
+    return lazy(
+        "I can't reach the Hugging Face Hub right now: it answered with an error on its side (HTTP {status}), "
+        "so I can't search it. Try again in a few minutes.",
+        status=status,
     )
 
 
@@ -79,7 +82,7 @@ def hub_down(status: int) -> str:
 _TRANSPORT_ERRORS = frozenset({"TransportError", "TimeoutException", "ConnectionError", "Timeout", "NetworkError"})
 
 
-def search_problem(exc: BaseException) -> str:
+def search_problem(exc: BaseException) -> Message:
     """A failed Hub search in plain words (no exception text: it may hold URLs or tokens)."""
     if isinstance(exc, hub_errors.OfflineModeIsEnabled):
         return OFFLINE
@@ -147,7 +150,10 @@ def language_code(language: str) -> str:
     if code == "multilingual" or _LANGUAGE_CODE.match(code):
         return code.replace("_", "-")
     raise InvalidRequestError(
-        "That isn't a language I can search for: give a language code such as `fr`, `en` or `de` (or a name such as `French`)."
+        lazy(
+            "That isn't a language I can search for: give a language code such as `fr`, `en` or `de` "
+            "(or a name such as `French`)."
+        )
     )
 
 
@@ -177,9 +183,15 @@ def parse_terms(words: str, language: str | None = None) -> SearchTerms:
         chosen = kept.pop()
     text = " ".join(kept)
     if not text:
-        raise InvalidRequestError("Tell me what to search for, e.g. `model search camembert fr` or `model search bert`.")
+        raise InvalidRequestError(lazy("Tell me what to search for, e.g. `model search camembert fr` or `model search bert`."))
     if len(text) > MAX_WORDS_CHARS:
-        raise InvalidRequestError(f"That's a long search: keep it under {MAX_WORDS_CHARS} characters.")
+        raise InvalidRequestError(
+            lazy_plural(
+                "That's a long search: keep it under {n} character.",
+                "That's a long search: keep it under {n} characters.",
+                MAX_WORDS_CHARS,
+            )
+        )
     return SearchTerms(text, language_code(chosen) if chosen is not None else None)
 
 
@@ -361,7 +373,7 @@ def search_fill_mask_models(
 @dataclass(frozen=True, slots=True)
 class _Answer:
     listing: HubListing | None
-    problem: str | None  # when the Hub could not be asked
+    problem: Message | None  # when the Hub could not be asked
     retry_at: float | None  # loop time after which a failure is asked again
 
 
@@ -412,7 +424,7 @@ class HubSearch:
         """Whether to ask the Hub now: online, and no failure in the last ``retry_after`` seconds."""
         return not is_offline() and asyncio.get_running_loop().time() >= self._down_until
 
-    async def search(self, terms: SearchTerms) -> tuple[HubListing | None, str | None]:
+    async def search(self, terms: SearchTerms) -> tuple[HubListing | None, Message | None]:
         """``(listing, None)``, or ``(None, problem)`` when the Hub could not be asked. Never raises
         but RuntimeError once closed."""
         if is_offline():
@@ -511,7 +523,7 @@ class ModelSearch:
     left_out: int  # matches the allow-list does not allow
     filtered: bool  # whether an allow-list applies
     complete: bool  # the Hub has no more matches than it sent
-    problem: str | None  # the Hub could not be asked: why, in words
+    problem: Text | None  # the Hub could not be asked: why, in words (a Message, translated when shown)
     url: str  # the same search on the Hub's website
 
 
@@ -535,7 +547,7 @@ def allowed_only(
 def model_search(
     terms: SearchTerms,
     listing: HubListing | None,
-    problem: str | None,
+    problem: Text | None,
     allowed_models: tuple[str, ...],
     *,
     always: tuple[str, ...] = (),
@@ -553,7 +565,12 @@ def hub_entry(model: HubModel) -> CatalogEntry:
     languages = ", ".join(" ".join(name.split()) for name in model.languages[:3])
     if len(model.languages) > 3:
         languages += f" +{len(model.languages) - 3}"
-    notes = [f"{model.downloads:,} downloads" if model.downloads is not None else "on the Hugging Face Hub"]
+    # Built for the autocomplete that asked, in its locale.
+    if model.downloads is not None:
+        count = f"{model.downloads:,}"  # "90,000"
+        notes = [ngettext("{count} download", "{count} downloads", model.downloads, count=count)]
+    else:
+        notes = [_("on the Hugging Face Hub")]
     if model.gated:
-        notes.append("gated")
+        notes.append(_("gated"))
     return CatalogEntry(model.id, languages, ", ".join(notes))

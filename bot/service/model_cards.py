@@ -34,6 +34,7 @@ from huggingface_hub.repocard import REGEX_YAML_BLOCK
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from bot.i18n import Message, Text, lazy
 from bot.inference.checkpoint_policy import is_hub_id, is_local_reference
 from bot.inference.hub_download import is_transport_error
 
@@ -121,8 +122,9 @@ class ModelCardInfo:
     url: str | None = None
     # "hub" or "local" (where the card was read from), or "none" when there is no card to show.
     source: str = "none"
-    # Why there is no card, in plain words (set when source is "none").
-    problem: str | None = None
+    # Why there is no card, in plain words (set when source is "none"): a Message, translated
+    # when shown (a card is fetched once for every server, whatever its language).
+    problem: Text | None = None
     tags: tuple[str, ...] = ()
 
     @property
@@ -508,20 +510,21 @@ def _summary(sections: list[_Section]) -> str:
 
 # -- loading ---------------------------------------------------------------------------
 
-_UNREADABLE = "I couldn't read this model's card."
-_GATED = "This model is gated on the Hugging Face Hub: its card is only readable after accepting its terms."
-_NOT_FOUND = "There is no public model with this name on the Hugging Face Hub."
-_NO_COPY = "I can't reach the Hugging Face Hub right now, and I have no saved copy of this card."
-_NO_README = "This model has no card (README.md) on the Hugging Face Hub."
-_DISABLED = "This model has been disabled on the Hugging Face Hub."
-_NO_REVISION = "The Hugging Face Hub has no such version of this model."
-_RATE_LIMITED = "The Hugging Face Hub is limiting how often I can ask: try again in a few minutes."
-_HUB_DOWN = "The Hugging Face Hub is having trouble right now: try again later."
-_FORBIDDEN = "The Hugging Face Hub won't let me read this model's card."
-_UNREACHABLE = "I can't reach the Hugging Face Hub right now: try again later."
-_HUB_UNKNOWN = "I couldn't read this model's card from the Hugging Face Hub."
-# Failures that say nothing about the card: asking again later may well work.
-_TRANSIENT_PROBLEMS = frozenset({_UNREADABLE, _NO_COPY, _RATE_LIMITED, _HUB_DOWN, _UNREACHABLE, _HUB_UNKNOWN})
+_UNREADABLE = lazy("I couldn't read this model's card.")
+_GATED = lazy("This model is gated on the Hugging Face Hub: its card is only readable after accepting its terms.")
+_NOT_FOUND = lazy("There is no public model with this name on the Hugging Face Hub.")
+_NO_COPY = lazy("I can't reach the Hugging Face Hub right now, and I have no saved copy of this card.")
+_NO_README = lazy("This model has no card (README.md) on the Hugging Face Hub.")
+_DISABLED = lazy("This model has been disabled on the Hugging Face Hub.")
+_NO_REVISION = lazy("The Hugging Face Hub has no such version of this model.")
+_RATE_LIMITED = lazy("The Hugging Face Hub is limiting how often I can ask: try again in a few minutes.")
+_HUB_DOWN = lazy("The Hugging Face Hub is having trouble right now: try again later.")
+_FORBIDDEN = lazy("The Hugging Face Hub won't let me read this model's card.")
+_UNREACHABLE = lazy("I can't reach the Hugging Face Hub right now: try again later.")
+_HUB_UNKNOWN = lazy("I couldn't read this model's card from the Hugging Face Hub.")
+# Failures that say nothing about the card: asking again later may well work. A tuple, compared
+# with == (a Message is not hashable).
+_TRANSIENT_PROBLEMS = (_UNREADABLE, _NO_COPY, _RATE_LIMITED, _HUB_DOWN, _UNREACHABLE, _HUB_UNKNOWN)
 
 
 def load_model_card(checkpoint: str, *, local: bool) -> ModelCardInfo:
@@ -547,7 +550,7 @@ def is_transient_failure(info: ModelCardInfo) -> bool:
     return info.source == "none" and info.problem in _TRANSIENT_PROBLEMS
 
 
-def _no_card(checkpoint: str, problem: str, *, local: bool) -> ModelCardInfo:
+def _no_card(checkpoint: str, problem: Message, *, local: bool) -> ModelCardInfo:
     return ModelCardInfo(checkpoint=checkpoint, url=None if local else hub_url(checkpoint), source="none", problem=problem)
 
 
@@ -564,20 +567,22 @@ def _load_local(checkpoint: str) -> ModelCardInfo:
         if not readme.is_file() and folder.is_dir():
             readme = next((p for p in folder.iterdir() if p.name.lower() == "readme.md" and p.is_file()), readme)
         if not readme.is_file():
-            return _no_card(checkpoint, "This model's folder has no README.md, so it has no card.", local=True)
+            return _no_card(checkpoint, lazy("This model's folder has no README.md, so it has no card."), local=True)
         if not readme.resolve().is_relative_to(folder.resolve()):
             # A link out of the folder: only the checkpoint's own files are shown.
-            return _no_card(checkpoint, "This model's README.md is outside its folder, so I won't show it.", local=True)
+            problem = lazy("This model's README.md is outside its folder, so I won't show it.")
+            return _no_card(checkpoint, problem, local=True)
         text = _read_capped(readme)
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a symlink loop
         log.info("no local model card for %s: %s", checkpoint, exc)
-        return _no_card(checkpoint, "I couldn't read the README.md in this model's folder.", local=True)
+        return _no_card(checkpoint, lazy("I couldn't read the README.md in this model's folder."), local=True)
     return parse_model_card(text, checkpoint, local=True)
 
 
 def _load_hub(checkpoint: str) -> ModelCardInfo:
     if hub_url(checkpoint) is None:
-        return _no_card(checkpoint, "That is not a Hugging Face Hub model id, so there is no card to fetch.", local=False)
+        problem = lazy("That is not a Hugging Face Hub model id, so there is no card to fetch.")
+        return _no_card(checkpoint, problem, local=False)
     import huggingface_hub  # attribute lookup at call time: tests replace hf_hub_download
 
     try:
@@ -589,7 +594,7 @@ def _load_hub(checkpoint: str) -> ModelCardInfo:
     return parse_model_card(text, checkpoint, local=False)
 
 
-def hub_problem(exc: BaseException) -> str:
+def hub_problem(exc: BaseException) -> Message:
     """A Hub download failure in plain words (no exception text: it may hold URLs or tokens)."""
     # Subclasses before their bases: GatedRepoError is a RepositoryNotFoundError, and
     # LocalEntryNotFoundError an EntryNotFoundError (RemoteEntryNotFoundError is one too).
@@ -617,7 +622,7 @@ def hub_problem(exc: BaseException) -> str:
     return _HUB_UNKNOWN
 
 
-def _status_problem(exc: BaseException | None) -> str | None:
+def _status_problem(exc: BaseException | None) -> Message | None:
     """What the Hub's HTTP answer says, for the statuses that tell something."""
     if not isinstance(exc, hub_errors.HfHubHTTPError):
         return None

@@ -8,6 +8,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.i18n import _
+
 WINDOW_SECONDS = 3600.0
 # Bounds memory under any load: percentiles over the newest samples of the hour.
 MAX_SAMPLES = 100_000
@@ -56,8 +58,13 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
 
 
 def format_duration(seconds: float) -> str:
+    """``seconds`` as "2 d 3 h 5 min" (or "42 s"), in the current locale: for a reply being built."""
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
-    parts = [f"{days} d"] * bool(days) + [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes)
-    return " ".join(parts) or f"{secs} s"
+    parts = (
+        [_("{days} d", days=days)] * bool(days)
+        + [_("{hours} h", hours=hours)] * bool(hours)
+        + [_("{minutes} min", minutes=minutes)] * bool(minutes)
+    )
+    return " ".join(parts) or _("{seconds} s", seconds=secs)

@@ -28,9 +28,15 @@ the identify rate limit (one IDENTIFY per bucket ``shard_id % max_concurrency`` 
 op 9 Invalid Session); an invalid shard closes 4010. ``fake.identifies`` and
 ``fake.identify_violations`` record what was accepted and refused.
 
+Command syncs (``PUT /applications/{id}/commands`` and the guild variant) are checked as Discord
+checks them (``app_commands``: names, descriptions, options, choices and their localizations):
+a violation is answered 400 Invalid Form Body (code 50035) with Discord's ``errors`` tree, and
+``fake.last_synced_commands(guild_id=None)`` is the body of the last sync accepted.
+
 Modules: ``models`` (wire constants, Discord objects, what is recorded), ``state`` (everything the
-fake stores), ``rest`` (the HTTP API), ``ratelimits`` (Discord's buckets), ``gateway`` (the
-websocket), ``driver`` (``FakeDiscord``, ``start_bot``, ``stop_bot``: what tests use).
+fake stores), ``rest`` (the HTTP API), ``ratelimits`` (Discord's buckets), ``app_commands`` (what
+a command sync must satisfy), ``gateway`` (the websocket), ``driver`` (``FakeDiscord``,
+``start_bot``, ``stop_bot``: what tests use).
 """
 
 from tests.fakediscord.driver import (

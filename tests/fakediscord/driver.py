@@ -42,7 +42,7 @@ from tests.fakediscord.ratelimits import RateLimit
 from tests.fakediscord.rest import RequestLog, RestApi
 from tests.fakediscord.state import DiscordState
 
-LOCALE = "en-US"  # of every user and of the guild
+LOCALE = "en-US"  # of every user's client, unless set_user_locale() says otherwise
 
 
 class SlashCommandUnavailable(Exception):
@@ -106,6 +106,8 @@ class FakeDiscord(WellKnownIds):
         self._sock: socket.socket | None = None
         self._saved: tuple[str, yarl.URL] | None = None
         self._bots: list[tuple[discord.Client, asyncio.Task[None]]] = []  # stopped on exit if a test did not
+        # Each user's Discord client language (User Settings → Language), sent as interactions' `locale`.
+        self.user_locales: dict[int, str] = {}
 
     # ------------------------------------------------------------------ what tests read
 
@@ -125,6 +127,12 @@ class FakeDiscord(WellKnownIds):
     @property
     def global_commands(self) -> list[dict[str, Any]]:
         return self.state.global_commands
+
+    def last_synced_commands(self, guild_id: int | None = None) -> list[dict[str, Any]] | None:
+        """The body of the last ``PUT .../commands`` the fake accepted (as the bot sent it, with its
+        localizations), for the guild ``guild_id`` or, with None, the global commands; None when
+        none was. A refused sync (400, code 50035) changes nothing: it is in ``requests``."""
+        return self.state.synced_payloads.get(guild_id)
 
     @property
     def dm_channels(self) -> dict[int, int]:
@@ -293,6 +301,20 @@ class FakeDiscord(WellKnownIds):
         guild = self.state.add_guild(name, shard=shard)
         self.gateway.announce_guild(guild.id)
         return guild.id
+
+    def set_user_locale(self, user_id: int, locale: str) -> None:
+        """The language of ``user_id``'s Discord client: their interactions carry it as ``locale``."""
+        self.user_locales[user_id] = locale
+
+    def set_guild_locale(self, locale: str, guild_id: int | None = None) -> None:
+        """Change a guild's "Server Primary Language": a connected bot gets GUILD_UPDATE (Discord
+        sends it when a Community server changes it); interactions carry it as ``guild_locale``."""
+        guild = self.state.guild(guild_id)
+        guild.preferred_locale = locale
+        payload = self.state.guild_json(0, guild.id)
+        for key in ("members", "channels", "threads", "presences", "voice_states", "member_count", "large"):
+            payload.pop(key, None)
+        self.gateway.dispatch_soon("GUILD_UPDATE", payload, guild_id=guild.id)
 
     def delete_message(self, message_id: int) -> None:
         """Delete a message as a moderator would: later edits of it answer 404 Unknown Message (10008)."""
@@ -714,15 +736,15 @@ class FakeDiscord(WellKnownIds):
             "application_id": str(self.application_id),
             "type": itype,
             "guild_id": str(guild.id),
-            "guild": {"id": str(guild.id), "locale": LOCALE, "features": []},
+            "guild": {"id": str(guild.id), "locale": guild.preferred_locale, "features": []},
             "channel_id": str(channel_id),
             "channel": channel,
             "member": member.to_json(permissions=perms),
             "token": token,
             "version": 1,
             "app_permissions": str(state.permissions_for(self.bot_user_id, guild.id)),
-            "locale": LOCALE,
-            "guild_locale": LOCALE,
+            "locale": self.user_locales.get(author_id, LOCALE),
+            "guild_locale": guild.preferred_locale,
             "entitlements": [],
             "authorizing_integration_owners": {"0": str(guild.id)},
             "context": CONTEXT_GUILD,
@@ -749,7 +771,7 @@ class FakeDiscord(WellKnownIds):
             "token": token,
             "version": 1,
             "app_permissions": str(PERMS_BOT_DM),
-            "locale": LOCALE,
+            "locale": self.user_locales.get(author_id, LOCALE),
             "entitlements": [],
             "authorizing_integration_owners": {"0": "0"},
             "context": CONTEXT_BOT_DM,

@@ -226,6 +226,8 @@ class FakeGuild:
     roles: dict[int, FakeRole] = field(default_factory=dict)
     members: dict[int, FakeMember] = field(default_factory=dict)
     channels: dict[int, FakeChannel] = field(default_factory=dict)
+    # Server Settings → Community → Server Primary Language.
+    preferred_locale: str = "en-US"
 
 
 @dataclass

@@ -9,6 +9,7 @@ X-RateLimit-* headers and records the request. Paths not modelled reach a catch-
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import math
@@ -21,6 +22,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from tests.fakediscord.app_commands import command_errors
 from tests.fakediscord.gateway import Gateway
 from tests.fakediscord.models import (
     API_PREFIX,
@@ -298,10 +300,16 @@ class RestApi:
         if int(request.match_info["app_id"]) != self.state.application_id:
             return _error(403, 50001, "Missing Access")
         guild_id = request.match_info.get("guild_id")
+        body = request[_CTX].json
+        body = [] if body is None else body
+        # What Discord checks (names, descriptions, their localizations, options): 50035 and
+        # nothing changed when one fails, as Discord answers a sync it refuses.
+        if errors := command_errors(body):
+            return _form_error(errors)
         store = self.state.command_store(guild_id)
         old = {(c["name"], c.get("type", 1)): c for c in store}
-        body = request[_CTX].json or []
         store[:] = [self.state.command_json(item, guild_id, old.get((item["name"], item.get("type", 1)))) for item in body]
+        self.state.synced_payloads[None if guild_id is None else int(guild_id)] = copy.deepcopy(body)
         return _json(store)
 
     # ------------------------------------------------------------------ channels and their messages

@@ -58,6 +58,8 @@ class DiscordState(WellKnownIds):
         self.attachments: dict[int, bytes] = {}
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
+        # The body of the last sync Discord accepted, per scope (None: the global commands).
+        self.synced_payloads: dict[int | None, list[dict[str, Any]]] = {}
         self.interactions: dict[str, FakeInteraction] = {}  # by token
         self.unsynced_command_ids: dict[str, int] = {}  # stable ids for commands never synced to the fake
         self.base_url = ""  # http://127.0.0.1:PORT once the server listens; attachment URLs use it
@@ -236,7 +238,7 @@ class DiscordState(WellKnownIds):
             "nsfw_level": 0,
             "premium_tier": 0,
             "premium_subscription_count": 0,
-            "preferred_locale": "en-US",
+            "preferred_locale": guild.preferred_locale,
             "system_channel_id": str(guild.channel_id),
             "system_channel_flags": 0,
             "rules_channel_id": None,

@@ -28,9 +28,10 @@ from bot.adapters.discord.context import FillContext
 from bot.adapters.discord.error_replies import reply_for_error
 from bot.adapters.discord.request_outcomes import outcome_of
 from bot.adapters.metrics import Outcome
+from bot.i18n import COMMAND_NAME, _, pgettext
 from bot.inference.masks import count_masks
 from bot.replies.flows import fill_flow
-from bot.replies.markup import Code, Inline, rich
+from bot.replies.markup import Code, rich_format
 from bot.replies.reply import Reply, error_reply
 
 if TYPE_CHECKING:
@@ -55,19 +56,28 @@ class EphemeralFillContext(FillContext):
 
 def no_blank_reply(mask_token: str | None = None) -> Reply:
     """The hint for a message without a blank (or without text: an image, an embed)."""
-    spellings: list[Inline] = [Code("<mask>"), " or ", Code("[MASK]")]
+    # The menu as the user's client shows it (Discord localizes its name like a command's).
+    menu = pgettext(COMMAND_NAME, MENU_NAME)
     if mask_token and mask_token.lower() not in {s.lower() for s in GENERIC_SPELLINGS}:
-        spellings = [Code("<mask>"), ", ", Code("[MASK]"), " or this model's own ", Code(mask_token)]
-    return error_reply(
-        rich(
-            "That message has no blank for me to fill. Write ",
-            *spellings,
-            " where a word is missing, e.g. ",
-            Code("Paris is the <mask> of France."),
-            f", then right-click the message and choose **Apps → {MENU_NAME}**.",
-        ),
-        title="No blank to fill",
-    )
+        # One message, the model's token shown literally in it (as inline code: the model's text).
+        hint = rich_format(
+            _(
+                "That message has no blank for me to fill. Write `<mask>`, `[MASK]` or this model's own {mask_token} "
+                "where a word is missing, e.g. `Paris is the <mask> of France.`, then right-click the message and "
+                "choose **Apps → {menu}**."
+            ),
+            mask_token=Code(mask_token),
+            menu=menu,
+        )
+    else:
+        hint = rich_format(
+            _(
+                "That message has no blank for me to fill. Write `<mask>` or `[MASK]` where a word is missing, "
+                "e.g. `Paris is the <mask> of France.`, then right-click the message and choose **Apps → {menu}**."
+            ),
+            menu=menu,
+        )
+    return error_reply(hint, title=_("No blank to fill"))
 
 
 class ContextMenuCog(commands.Cog, name="Context menu"):

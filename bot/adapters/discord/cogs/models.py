@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.adapters.discord.checks import is_manager
 from bot.adapters.discord.context import FillContext, server_id
+from bot.i18n import _
 from bot.replies.flows import switch_flow
 from bot.replies.model_card import model_card_reply
 from bot.replies.model_list import autocomplete_choices, model_list_reply
@@ -53,7 +54,7 @@ class ModelCog(commands.Cog, name="Model"):
         flow = switch_flow(self.bot.service, server_id(ctx), checkpoint, user_id=ctx.author.id)
         async with self.bot.reply_in_flight():
             # Answers at once (well within the interaction deadline), then edits as the load goes.
-            last = await ctx.follow(flow, consequence="The model was not changed.")
+            last = await ctx.follow(flow, consequence=_("The model was not changed."))
         if last is None or not last.succeeded:
             # A refused, failed or superseded switch changed nothing: don't make the admin wait.
             self.set_.reset_cooldown(ctx)

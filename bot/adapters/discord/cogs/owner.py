@@ -12,6 +12,7 @@ import discord
 from discord.ext import commands
 
 from bot.adapters.discord.context import FillContext
+from bot.i18n import _, ngettext
 from bot.replies.reply import ok_reply
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class OwnerCog(commands.Cog, name="Owner"):
         """Publish slash commands: `global` (everywhere, up to an hour), `here` (this server, at once), `clear` (remove them here)."""
         if scope == "global":
             synced = await self.bot.tree.sync()
-            where = "globally"
+            done = ngettext("{n} command(s) globally.", "{n} command(s) globally.", len(synced))
         elif ctx.guild is None:
             raise commands.NoPrivateMessage()
         else:
@@ -38,8 +39,8 @@ class OwnerCog(commands.Cog, name="Owner"):
             else:
                 self.bot.tree.clear_commands(guild=guild)
             synced = await self.bot.tree.sync(guild=guild)
-            where = "in this server"
-        await ctx.send_reply(ok_reply("Slash commands synced", f"{len(synced)} command(s) {where}."))
+            done = ngettext("{n} command(s) in this server.", "{n} command(s) in this server.", len(synced))
+        await ctx.send_reply(ok_reply(_("Slash commands synced"), done))
 
 
 async def setup(bot: FillMaskBot) -> None:
