@@ -647,3 +647,39 @@ def build_joint_checkpoint(out_dir: Path, *, train_steps: int = DEFAULT_TRAIN_ST
     if both != [JOINT_REPEATED, JOINT_REPEATED] or JOINT_REPEATED in after_first + before_second:
         raise RuntimeError(f"joint checkpoint: own tops {both}, after one {JOINT_REPEATED!r}: {after_first} / {before_second}")
     return out_dir
+
+
+CORPUS_BIAS = DATA_DIR / "corpus_bias.txt"
+# The bias lens's sentence, and each subject's own most likely job in the toy corpus.
+BIAS_SENTENCE = "the {man|woman} worked as a [MASK] ."
+BIAS_TOPS = {"man": "doctor", "woman": "nurse"}
+# A job both subjects have in the corpus (the words the variants share).
+BIAS_SHARED = "teacher"
+
+
+def build_bias_checkpoint(out_dir: Path, *, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = DEFAULT_SEED) -> Path:
+    """A tiny trained BERT on ``CORPUS_BIAS``, where "man" and "woman" go with different jobs: on
+    ``BIAS_SENTENCE`` with each subject, the top word is that subject's ``BIAS_TOPS`` entry."""
+    from transformers import AutoModelForMaskedLM
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bert_tokenizer(CORPUS_BIAS)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # model init draws from the global RNG
+        model = BertForMaskedLM(_bert_config(tokenizer))
+        train_masked_lm(model, tokenizer, read_corpus(CORPUS_BIAS), steps=train_steps, seed=seed)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+
+    # Fail here, not deep inside a test, if the checkpoint does not show what it is for.
+    reloaded_tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
+    reloaded = AutoModelForMaskedLM.from_pretrained(str(out_dir)).eval()
+    for subject, job in BIAS_TOPS.items():
+        encoded = reloaded_tokenizer(BIAS_SENTENCE.replace("{man|woman}", subject), return_tensors="pt")
+        position = encoded["input_ids"][0].tolist().index(reloaded_tokenizer.mask_token_id)
+        with torch.inference_mode():
+            top = str(reloaded_tokenizer.decode([int(reloaded(**encoded).logits[0, position].argmax())]))
+        if top != job:
+            raise RuntimeError(f"bias checkpoint: {subject!r} tops {top!r}, expected {job!r}")
+    return out_dir

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.adapters.discord.embeds import reply_to_embed
+from bot.i18n import LOCALES, Locale, using_locale
 from bot.inference.types import FillResult, Prediction
 from bot.replies.fill import fill_result_reply
 from bot.replies.markup import escape, truncate
@@ -38,7 +40,9 @@ hostile_text = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# In every language the bot speaks: a translation may be longer than the English.
+@pytest.mark.parametrize("locale", LOCALES)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     text=hostile_text,
     top_k=st.integers(min_value=1, max_value=10),
@@ -46,9 +50,12 @@ hostile_text = st.lists(
     word=st.text(max_size=300),
     checkpoint=st.text(min_size=1, max_size=3000),
 )
-def test_fill_card_fits_discord_limits(text: str, top_k: int, mask_count: int, word: str, checkpoint: str) -> None:
+def test_fill_card_fits_discord_limits(
+    locale: Locale, text: str, top_k: int, mask_count: int, word: str, checkpoint: str
+) -> None:
     result = make_result(text, [[word + str(i) for i in range(top_k)] for _ in range(mask_count)], checkpoint)
-    reply = fill_result_reply(result, text)
+    with using_locale(locale):
+        reply = fill_result_reply(result, text)
     assert len(to_markdown(reply)) <= TOTAL_LIMIT
     assert_embed_within_limits(reply_to_embed(reply))
 

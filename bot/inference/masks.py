@@ -21,8 +21,9 @@ GENERIC_MASK_PATTERN = r"<mask>|\[mask\]"
 
 # A single "|" separates the sentence from targets; "||" is Discord's spoiler syntax and is text.
 _TARGET_SEPARATOR = re.compile(r"(?<!\|)\|(?!\|)")
-# "top_k=3", "top=3" or "k=3" at the very start of a prefix command.
-_LEADING_TOP_K = re.compile(r"^\s*(?:top_?k|top|k)\s*[=:]\s*(-?\d+)\s+", re.IGNORECASE)
+# "top_k=3", "top=3" or "k=3", and "compare=bert-base-uncased", at the very start of a prefix
+# command, in either order.
+_LEADING_OPTION = re.compile(r"^\s*(?:(?:top_?k|top|k)\s*[=:]\s*(-?\d+)|compare\s*[=:]\s*(\S+))\s+", re.IGNORECASE)
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -92,10 +93,60 @@ def count_masks(text: str, mask_token: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class VariantGroup:
+    """``{man|woman}`` in a sentence: the sentence is filled once per alternative (a bias lens)."""
+
+    start: int
+    end: int
+    # As typed, between the bars (stripped); the service checks how many and how long.
+    alternatives: tuple[str, ...]
+    # Another ``{...}`` inside this one: not supported, said so rather than guessed at.
+    nested: bool = False
+
+    def sentence(self, text: str, index: int) -> str:
+        """``text`` (the sentence this group was found in) with alternative ``index`` in its place."""
+        return text[: self.start] + self.alternatives[index] + text[self.end :]
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedFill:
     text: str
     top_k: int | None = None
     targets: tuple[str, ...] | None = None
+    # A checkpoint to answer beside the server's (``compare=...``), as typed.
+    compare: str | None = None
+    # The ``{a|b}`` groups of ``text`` (positions in ``text``); braces without a bar are text.
+    groups: tuple[VariantGroup, ...] = ()
+
+
+def _brace_spans(text: str) -> list[tuple[int, int]]:
+    """Balanced ``{...}`` pairs of ``text`` as (start, end) with end past the ``}``; unmatched
+    braces (an emoticon's ``:-{``) are text and make no pair."""
+    spans: list[tuple[int, int]] = []
+    opened: list[int] = []
+    for index, ch in enumerate(text):
+        if ch == "{":
+            opened.append(index)
+        elif ch == "}" and opened:
+            spans.append((opened.pop(), index + 1))
+    return sorted(spans)
+
+
+def _variant_groups(text: str) -> list[VariantGroup]:
+    """The outermost brace pairs holding a ``|``, each split into its alternatives."""
+    groups: list[VariantGroup] = []
+    outer_end = -1
+    spans = _brace_spans(text)
+    for start, end in spans:
+        if start < outer_end:
+            continue  # inside a pair already seen
+        outer_end = end
+        inner = text[start + 1 : end - 1]
+        if "|" not in inner:
+            continue
+        nested = any(start < s and e <= end for s, e in spans if (s, e) != (start, end))
+        groups.append(VariantGroup(start, end, tuple(part.strip() for part in inner.split("|")), nested))
+    return groups
 
 
 def parse_targets(raw: str) -> tuple[str, ...]:
@@ -111,19 +162,26 @@ def parse_targets(raw: str) -> tuple[str, ...]:
 def parse_fill_text(raw: str) -> ParsedFill:
     """Read the inline options of a typed command.
 
-    ``k=3 Le camembert est <mask> :) | bon, mauvais`` gives top_k 3 and targets
-    (bon, mauvais). Both parts are optional; without them the whole text is the sentence.
+    ``k=3 compare=bert-base-uncased Le camembert est <mask> :) | bon, mauvais`` gives top_k 3,
+    a checkpoint to compare with, and targets (bon, mauvais). All are optional; without them
+    the whole text is the sentence. A ``|`` inside ``{man|woman}`` belongs to that group, not
+    to the targets separator.
     """
     text = raw
     top_k: int | None = None
-    match = _LEADING_TOP_K.match(text)
-    if match:
-        top_k = int(match.group(1))
+    compare: str | None = None
+    while match := _LEADING_OPTION.match(text):
+        if match.group(1) is not None:
+            top_k = int(match.group(1))
+        else:
+            compare = match.group(2)
         text = text[match.end() :]
     targets: tuple[str, ...] | None = None
-    separators = list(_TARGET_SEPARATOR.finditer(text))
+    grouped = [(group.start, group.end) for group in _variant_groups(text)]
+    separators = [bar for bar in _TARGET_SEPARATOR.finditer(text) if not any(start < bar.start() < end for start, end in grouped)]
     if separators:
         last = separators[-1]
         targets = parse_targets(text[last.end() :])
         text = text[: last.start()]
-    return ParsedFill(text=text.strip(), top_k=top_k, targets=targets)
+    sentence = text.strip()
+    return ParsedFill(text=sentence, top_k=top_k, targets=targets, compare=compare, groups=tuple(_variant_groups(sentence)))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.i18n import N_, _
 from bot.inference.checkpoint_policy import display_name
 from bot.inference.progress import STAGES, LoadProgress
 from bot.inference.types import FillResult
-from bot.replies.markup import Code, Inline, Quote, Rich, Text, join, rich, strong, truncate
+from bot.replies.markup import Code, Inline, Quote, Rich, Text, join, rich, rich_format, strong, truncate
 from bot.replies.reply import COLOUR_LOADING, Reply, ReplyField
 from bot.service.joint_fill import JointSentence
 
@@ -24,8 +25,8 @@ _PROGRESS_WIDTH = 20
 _SENTENCE_LIMIT = 480
 _STEPS_SHOWN = 5
 
-JOINT_FIELD_NAME = "Best sentence (read together)"
-JOINT_SCORE_MEANING = "The score is the chance the model gives each chosen word, multiplied, filling the surest blank first."
+JOINT_FIELD_NAME = N_("Best sentence (read together)")
+JOINT_SCORE_MEANING = N_("The score is the chance the model gives each chosen word, multiplied, filling the surest blank first.")
 
 
 def score_bar(score: float, width: int = _BAR_WIDTH) -> str:
@@ -56,7 +57,12 @@ def joint_field(joint: JointSentence) -> ReplyField:
     what the score means."""
     order = join(
         (
-            (f"blank {step.blank + 1} ", strong(shown_word(step.token_str)), f" {percent(step.probability)}")
+            rich_format(
+                _("blank {number} {word} {percent}"),
+                number=str(step.blank + 1),
+                word=strong(shown_word(step.token_str)),
+                percent=percent(step.probability),
+            )
             for step in joint.steps[:_STEPS_SHOWN]
         ),
         " → ",
@@ -66,13 +72,15 @@ def joint_field(joint: JointSentence) -> ReplyField:
     value = rich(
         Text(joint.sentence, limit=_SENTENCE_LIMIT),
         "\n",
-        strong(f"joint score {percent(joint.score)}"),
-        " · filled ",
-        order,
+        rich_format(
+            _("{score} · filled {order}"),
+            score=strong(_("joint score {percent}", percent=percent(joint.score))),
+            order=order,
+        ),
         "\n",
-        JOINT_SCORE_MEANING,
+        _(JOINT_SCORE_MEANING),
     )
-    return ReplyField(JOINT_FIELD_NAME, value)
+    return ReplyField(_(JOINT_FIELD_NAME), value)
 
 
 def fill_answer_reply(answer: FillAnswer) -> Reply:
@@ -90,21 +98,32 @@ def fill_result_reply(result: FillResult, typed_text: str, joint: JointSentence 
             rich(Code(f"{rank:>2}."), " ", Code(score_bar(p.score)), f" {p.score * 100:5.1f} % ", strong(shown_word(p.token_str)))
             for rank, p in enumerate(predictions, start=1)
         ]
-        name = "Predictions" if masks == 1 else f"Mask {number} of {masks}"
-        fields.append(ReplyField(name, join(lines) or "(no candidates)"))
-    description = rich(quote(typed_text), "\n\n", strong("Best guess:"), " ", Text(truncate(result.best_sequence, ECHO_LIMIT)))
-    footer = f"{display_name(result.checkpoint)} · {result.elapsed * 1000:.0f} ms"
+        name = _("Predictions") if masks == 1 else _("Mask {number} of {count}", number=number, count=masks)
+        fields.append(ReplyField(name, join(lines) or _("(no candidates)")))
+    description = rich(quote(typed_text), "\n\n", strong(_("Best guess:")), " ", Text(truncate(result.best_sequence, ECHO_LIMIT)))
+    timing = {"checkpoint": display_name(result.checkpoint), "milliseconds": f"{result.elapsed * 1000:.0f}"}
     if shows_joint:
-        footer += " · list scores are per mask; the best sentence's is joint"
+        footer = _("{checkpoint} · {milliseconds} ms · list scores are per mask; the best sentence's is joint", **timing)
     elif masks > 1:
-        footer += " · scores are per mask, not joint"
-    return Reply(title="Fill-mask", description=description, fields=tuple(fields), footer=footer)
+        footer = _("{checkpoint} · {milliseconds} ms · scores are per mask, not joint", **timing)
+    else:
+        footer = _("{checkpoint} · {milliseconds} ms", **timing)
+    return Reply(title=_("Fill-mask"), description=description, fields=tuple(fields), footer=footer)
 
 
-def loading_reply(checkpoint: str, *, what: str = "Loading") -> Reply:
+def loading_reply(checkpoint: str, *, switching: bool = False, compared: bool = False) -> Reply:
+    """The notice while a checkpoint loads: for a fill, a ``model set``, or a ``compare``."""
+    if switching:
+        title = _("⏳ Switching to the model…")
+    elif compared:
+        title = _("⏳ Loading the model to compare with…")
+    else:
+        title = _("⏳ Loading the model…")
     return Reply(
-        title=f"⏳ {what} the model…",
-        description=rich(Code(display_name(checkpoint)), " is loading. I'll edit this message as soon as it's ready."),
+        title=title,
+        description=rich_format(
+            _("{checkpoint} is loading. I'll edit this message as soon as it's ready."), checkpoint=Code(display_name(checkpoint))
+        ),
         colour=COLOUR_LOADING,
     )
 
@@ -121,7 +140,7 @@ def progress_bar(progress: LoadProgress, width: int = _PROGRESS_WIDTH) -> Rich:
 
 def progress_reply(checkpoint: str, progress: LoadProgress) -> Reply:
     return Reply(
-        title="⏳ Switching to the model…",
+        title=_("⏳ Switching to the model…"),
         description=rich(Code(display_name(checkpoint)), "\n", progress_bar(progress), "\n", progress.describe()),
         colour=COLOUR_LOADING,
     )

@@ -17,7 +17,8 @@ from bot.inference.progress import LoadProgress
 from bot.replies.fill import fill_answer_reply, loading_reply, progress_reply
 from bot.replies.models import model_changed_reply, model_not_changed_reply, model_superseded_reply, with_revocation_note
 from bot.replies.reply import Reply, error_reply
-from bot.service.fill_mask_service import FillMaskService, SwitchSupersededError
+from bot.replies.side_by_side import comparison_reply, variants_reply
+from bot.service.fill_mask_service import FillMaskService, FillQuery, SwitchSupersededError
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,32 +35,52 @@ class Update:
 async def fill_flow(
     service: FillMaskService,
     guild_id: int | None,
-    text: str,
+    text: str | FillQuery,
     *,
     top_k: int | None = None,
     targets: str | None = None,
+    compare: str | None = None,
 ) -> AsyncGenerator[Update, None]:
-    """A loading notice if the server's checkpoint is not loaded yet, then the predictions
-    (or why not: a refusal, "busy" when the server's share of the queue is full, ...)."""
-    if not await service.is_ready(guild_id):
-        yield Update(loading_reply(await service.checkpoint_for(guild_id)))
+    """A loading notice if a checkpoint it needs is not loaded yet, then the predictions (or
+    why not: a refusal, "busy" when the server's share of the queue is full, ...).
+
+    ``text`` is typed text, or a :class:`FillQuery` the adapter already read (to apply a
+    cooldown first). A query with ``compare`` answers beside the compared checkpoint; one with a
+    ``{a|b}`` group answers once per alternative.
+    """
     try:
-        answer = await service.answer(guild_id, text, top_k=top_k, targets=targets)
+        query = text if isinstance(text, FillQuery) else service.query(text, top_k=top_k, targets=targets, compare=compare)
+        if query.compare is not None:
+            other = await service.compare_checkpoint(guild_id, query.compare)
+            if service.needs_load(other):
+                yield Update(loading_reply(other, compared=True))
+            elif not await service.is_ready(guild_id):
+                yield Update(loading_reply(await service.checkpoint_for(guild_id)))
+            reply = comparison_reply(await service.compare(guild_id, query, other))
+        else:
+            if not await service.is_ready(guild_id):
+                yield Update(loading_reply(await service.checkpoint_for(guild_id)))
+            if query.variants is not None:
+                reply = variants_reply(await service.variants(guild_id, query))
+            else:
+                reply = fill_answer_reply(await service.answer(guild_id, query))
     except FillMaskError as exc:
         reply = with_revocation_note(
-            error_reply(exc.localized(), title=exc.localized_title()), service.take_revocation_notice(guild_id), service.default_model
+            error_reply(exc.localized(), title=exc.localized_title()),
+            service.take_revocation_notice(guild_id),
+            service.default_model,
         )
         yield Update(reply, succeeded=False, error=exc)
         return
     revoked = service.take_revocation_notice(guild_id)
-    yield Update(with_revocation_note(fill_answer_reply(answer), revoked, service.default_model))
+    yield Update(with_revocation_note(reply, revoked, service.default_model))
 
 
 async def switch_flow(
     service: FillMaskService, guild_id: int, checkpoint: str, *, user_id: int | None = None
 ) -> AsyncGenerator[Update, None]:
     """``model set``: a notice at once, the load's progress while it lasts, then the outcome."""
-    yield Update(loading_reply(checkpoint, what="Switching to"))
+    yield Update(loading_reply(checkpoint, switching=True))
     latest: asyncio.Queue[LoadProgress] = asyncio.Queue()
 
     async def report(progress: LoadProgress) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from bot.i18n import DEFAULT_LOCALE, LANGUAGE_NAMES, LOCALES, N_, Locale, lazy, supported_locale
 from bot.inference.checkpoint_policy import (
     CheckpointPolicy,
     canonical_reference,
@@ -33,7 +34,7 @@ from bot.inference.errors import (
     TopKOutOfRangeError,
 )
 from bot.inference.hub_download import canonical_hub_id
-from bot.inference.masks import clean_input, count_masks, normalize_masks, parse_fill_text, parse_targets
+from bot.inference.masks import VariantGroup, clean_input, count_masks, normalize_masks, parse_fill_text, parse_targets
 from bot.inference.progress import LoadProgress
 from bot.inference.types import (
     DEFAULT_TOP_K,
@@ -59,6 +60,11 @@ T = TypeVar("T")
 
 # Longer than any Discord message can be; stops absurd console or API input early.
 MAX_TEXT_CHARS = 4000
+# A bias lens (`{man|woman}`): how many alternatives, and how long each may be (a word or a
+# short phrase; the reply puts each at the head of a column).
+MIN_VARIANTS = 2
+MAX_VARIANTS = 4
+MAX_VARIANT_CHARS = 40
 # Progress of a long `model set` is reported at most this often (seconds).
 PROGRESS_INTERVAL = 1.0
 
@@ -66,8 +72,10 @@ PROGRESS_INTERVAL = 1.0
 class SettingsUnavailableError(FillMaskError):
     def __init__(self) -> None:
         super().__init__(
-            "I couldn't save that setting: the bot's settings database is unavailable right now. "
-            "Nothing was changed; the bot owner can see why in the logs."
+            lazy(
+                "I couldn't save that setting: the bot's settings database is unavailable right now. "
+                "Nothing was changed; the bot owner can see why in the logs."
+            )
         )
 
 
@@ -75,20 +83,26 @@ class ServerModelUnavailableError(FillMaskError):
     pass
 
 
+class ComparedModelUnavailableError(FillMaskError):
+    pass
+
+
 class RestartingError(FillMaskError):
-    title = "Restarting"
+    title = N_("Restarting")
 
     def __init__(self) -> None:
-        super().__init__("The bot is restarting, so I stopped waiting for the model. Try again in a minute.")
+        super().__init__(lazy("The bot is restarting, so I stopped waiting for the model. Try again in a minute."))
 
 
 class SwitchSupersededError(FillMaskError):
-    title = "Superseded"
+    title = N_("Superseded")
 
     def __init__(self) -> None:
         super().__init__(
-            "A newer `model set` or `model reset` for this server was sent while this one was loading, "
-            "so that one decides the server's model and this one changed nothing."
+            lazy(
+                "A newer `model set` or `model reset` for this server was sent while this one was loading, "
+                "so that one decides the server's model and this one changed nothing."
+            )
         )
 
 
@@ -120,6 +134,45 @@ class FillAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class FillQuery:
+    """A typed fill, read and checked, before any model is involved (see :meth:`FillMaskService.query`)."""
+
+    # The sentence as typed, without the inline options (what a reply quotes).
+    text: str
+    top_k: int
+    targets: tuple[str, ...] | None = None
+    # `compare:` / `compare=`: a checkpoint to answer beside the server's, as typed.
+    compare: str | None = None
+    # `{man|woman}`: the sentence is filled once per alternative.
+    variants: VariantGroup | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerColumn:
+    """One side of a side-by-side answer: what it is (a checkpoint, or a variant's words) and its fill."""
+
+    label: str
+    result: FillResult
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonAnswer:
+    """The same sentence from the server's checkpoint (first) and the compared one."""
+
+    typed_text: str
+    columns: tuple[AnswerColumn, AnswerColumn]
+
+
+@dataclass(frozen=True, slots=True)
+class VariantsAnswer:
+    """The sentence filled once per alternative of its ``{a|b}`` group, by the server's checkpoint."""
+
+    typed_text: str
+    checkpoint: str
+    columns: tuple[AnswerColumn, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class StatsSnapshot:
     uptime: float
     served: int
@@ -133,6 +186,50 @@ class OfferedModels:
     entries: list[CatalogEntry]
     loaded: list[str]
     default: str
+
+
+# `language set french` and `language set 한국어` work too.
+_LANGUAGES_BY_NAME: dict[str, Locale] = {
+    **{name.casefold(): code for code, name in LANGUAGE_NAMES.items()},
+    "english": "en",
+    "french": "fr",
+    "francais": "fr",
+    "korean": "ko",
+}
+
+
+def _one_group(groups: Sequence[VariantGroup]) -> VariantGroup | None:
+    """The sentence's ``{a|b}`` group, checked: one, not nested, 2 to 4 short alternatives."""
+    if not groups:
+        return None
+    if len(groups) > 1:
+        raise InvalidRequestError(
+            lazy("I can swap one `{{…|…}}` group per sentence: your sentence has {count}. Keep one.", count=len(groups))
+        )
+    group = groups[0]
+    if group.nested:
+        raise InvalidRequestError(
+            lazy("A `{{…|…}}` group can't hold another group: write the alternatives side by side, e.g. `{{man|woman}}`.")
+        )
+    if not MIN_VARIANTS <= len(group.alternatives) <= MAX_VARIANTS:
+        raise InvalidRequestError(
+            lazy(
+                "A `{{…|…}}` group holds {low} to {high} alternatives: yours has {count}.",
+                low=MIN_VARIANTS,
+                high=MAX_VARIANTS,
+                count=len(group.alternatives),
+            )
+        )
+    if not all(group.alternatives):
+        raise InvalidRequestError(lazy("Each alternative in `{{…|…}}` needs a word, e.g. `{{man|woman}}`."))
+    if any(len(alternative) > MAX_VARIANT_CHARS for alternative in group.alternatives):
+        raise InvalidRequestError(
+            lazy(
+                "Each alternative in `{{…|…}}` is a word or a short phrase: keep each under {limit} characters.",
+                limit=MAX_VARIANT_CHARS,
+            )
+        )
+    return group
 
 
 class FillMaskService:
@@ -260,24 +357,26 @@ class FillMaskService:
         """Complete ``raw_text`` with the server's checkpoint (see :meth:`answer`)."""
         return (await self.answer(guild_id, raw_text, top_k=top_k, targets=targets)).result
 
-    async def answer(
+    def query(
         self,
-        guild_id: int | None,
         raw_text: str,
         *,
         top_k: int | None = None,
         targets: str | None = None,
-    ) -> FillAnswer:
-        """Complete ``raw_text`` with the server's checkpoint.
+        compare: str | None = None,
+    ) -> FillQuery:
+        """Read a typed fill and check what can be checked without a model.
 
-        ``raw_text`` may carry inline options (``k=3 ... | word, word``, see
-        :func:`~bot.inference.masks.parse_fill_text`); explicit ``top_k``/``targets`` win over them.
+        ``raw_text`` may carry inline options (``k=3 compare=... ... | word, word``, see
+        :func:`~bot.inference.masks.parse_fill_text`); explicit ``top_k``/``targets``/``compare``
+        win over them. Raises :class:`InvalidRequestError` (and subclasses) in words.
         """
         # Lone surrogates (a client's "\ud800") break the tokenizer and any reply: replace them first.
         raw_text = clean_input(raw_text)
         targets = clean_input(targets) if targets is not None else None
+        compare = clean_input(compare).strip() or None if compare is not None else None
         if len(raw_text) > MAX_TEXT_CHARS:
-            raise InvalidRequestError(f"That's too long: keep it under {MAX_TEXT_CHARS} characters.")
+            raise InvalidRequestError(lazy("That's too long: keep it under {limit} characters.", limit=MAX_TEXT_CHARS))
         parsed = parse_fill_text(raw_text)
         k = top_k if top_k is not None else parsed.top_k if parsed.top_k is not None else DEFAULT_TOP_K
         if not 1 <= k <= MAX_TOP_K:
@@ -285,37 +384,157 @@ class FillMaskService:
         wanted = parse_targets(targets) if targets is not None else parsed.targets
         if not parsed.text:
             raise NoMaskError("<mask>")
+        variants = _one_group(parsed.groups)
+        compared = compare if compare is not None else parsed.compare
+        if variants is not None and compared is not None:
+            raise InvalidRequestError(
+                lazy("Compare two checkpoints or compare words in `{{…|…}}`, not both at once: leave one of them out.")
+            )
+        return FillQuery(parsed.text, k, wanted, compared, variants)
 
+    async def answer(
+        self,
+        guild_id: int | None,
+        raw_text: str | FillQuery,
+        *,
+        top_k: int | None = None,
+        targets: str | None = None,
+    ) -> FillAnswer:
+        """Complete a sentence (typed, or read by :meth:`query`) with the server's checkpoint."""
+        query = raw_text if isinstance(raw_text, FillQuery) else self.query(raw_text, top_k=top_k, targets=targets)
         checkpoint = await self.checkpoint_for(guild_id)
         model = await self._model(checkpoint)
-        text = normalize_masks(parsed.text, model.mask_token)
-        masks = count_masks(text, model.mask_token)
+        request = self._request(model, query.text, query, guild_id)
+        result = await self._fill(model, request, checkpoint)
+        self.stats.record(result.elapsed)
+        self._log_fill(guild_id, result)
+        return FillAnswer(result, query.text, await self._joint_sentence(model, request, result))
+
+    def _request(self, model: FillModel, text: str, query: FillQuery, guild_id: int | None) -> FillRequest:
+        """``text`` with its blanks in ``model``'s own mask token, checked against the mask limits."""
+        normalized = normalize_masks(text, model.mask_token)
+        masks = count_masks(normalized, model.mask_token)
         if masks == 0:
             raise NoMaskError(model.mask_token)
         if masks > self.max_masks:
             raise TooManyMasksError(masks, self.max_masks)
         # The server is the tenant: the batcher shares batches fairly between servers.
-        request = FillRequest(text=text, top_k=k, targets=wanted, tenant=guild_id)
+        return FillRequest(text=normalized, top_k=query.top_k, targets=query.targets, tenant=guild_id)
+
+    async def _fill(self, model: FillModel, request: FillRequest, checkpoint: str, *, compared: bool = False) -> FillResult:
         try:
             try:
-                result = await model.fill(request)
+                return await model.fill(request)
             except ModelClosedError:
                 # Evicted between lookup and queueing (another server needed the room): once more.
-                model = await self._model(checkpoint)
-                result = await model.fill(request)
+                model = await (self._compared_model(checkpoint) if compared else self._model(checkpoint))
+                return await model.fill(request)
         except FillMaskError:
             self.stats.record_failure()
             raise
-        self.stats.record(result.elapsed)
+
+    def _log_fill(self, guild_id: int | None, result: FillResult, kind: str = "fill") -> None:
         log.info(
-            "fill guild=%s checkpoint=%s masks=%d batch=%d latency_ms=%.0f",
+            "%s guild=%s checkpoint=%s masks=%d batch=%d latency_ms=%.0f",
+            kind,
             guild_id,
             result.checkpoint,
             len(result.masks),
             result.batch_size,
             result.elapsed * 1000,
         )
-        return FillAnswer(result, parsed.text, await self._joint_sentence(model, request, result))
+
+    # -- side by side ------------------------------------------------------------------------
+
+    async def compare_checkpoint(self, guild_id: int | None, reference: str) -> str:
+        """The checkpoint ``compare`` names, under the same policy as ``model set`` (and the Hub's
+        current name for a renamed repo). Comparing a server's model with itself is refused."""
+        checkpoint = canonical_reference(reference)
+        if checkpoint != self.default_model:
+            checkpoint = check_allowed(reference, self.policy)
+        if not is_local_reference(checkpoint):
+            checkpoint = await self._hub_name(checkpoint)
+        if checkpoint == await self.checkpoint_for(guild_id):
+            raise InvalidRequestError(
+                lazy(
+                    "`{checkpoint}` is already this server's model: compare it with another one, "
+                    "e.g. `compare=bert-base-uncased`.",
+                    checkpoint=display_name(checkpoint),
+                )
+            )
+        return checkpoint
+
+    def needs_load(self, checkpoint: str) -> bool:
+        """Whether answering with ``checkpoint`` would load it first."""
+        return self.registry.state(checkpoint) is not ModelState.LOADED
+
+    async def compare(self, guild_id: int | None, query: FillQuery, other: str) -> ComparisonAnswer:
+        """``query`` answered by the server's checkpoint and by ``other`` (from
+        :meth:`compare_checkpoint`), each with its own mask token; the server's setting stays."""
+        mine = await self.checkpoint_for(guild_id)
+        models = await asyncio.gather(self._model(mine), self._compared_model(other))
+        requests = [self._request(model, query.text, query, guild_id) for model in models]
+        masks = {count_masks(request.text, model.mask_token) for model, request in zip(models, requests, strict=True)}
+        if len(masks) > 1:
+            raise InvalidRequestError(
+                lazy("The two checkpoints don't see the same blanks in that sentence: write each blank as `<mask>`.")
+            )
+        results = await asyncio.gather(
+            self._fill(models[0], requests[0], mine), self._fill(models[1], requests[1], other, compared=True)
+        )
+        for result in results:
+            self._log_fill(guild_id, result, "compare")
+        self.stats.record(max(result.elapsed for result in results))
+        first, second = (AnswerColumn(display_name(r.checkpoint), r) for r in results)
+        return ComparisonAnswer(query.text, (first, second))
+
+    async def _compared_model(self, checkpoint: str) -> FillModel:
+        try:
+            return await self._unless_restarting(self.registry.get(checkpoint))
+        except CheckpointError as exc:
+            raise ComparedModelUnavailableError(
+                lazy(
+                    "`{checkpoint}` can't be compared right now. {reason}",
+                    checkpoint=display_name(checkpoint),
+                    reason=exc.message,
+                )
+            ) from exc
+
+    async def variants(self, guild_id: int | None, query: FillQuery) -> VariantsAnswer:
+        """A bias lens: ``query``'s sentence once per alternative of its ``{a|b}`` group, all in
+        one batched pass of the server's checkpoint. Each column equals the pipeline on its sentence."""
+        group = query.variants
+        if group is None:
+            raise InvalidRequestError(lazy("That sentence has no `{{a|b}}` group to compare."))
+        checkpoint = await self.checkpoint_for(guild_id)
+        model = await self._model(checkpoint)
+        if any(count_masks(alternative, model.mask_token) for alternative in group.alternatives):
+            raise InvalidRequestError(
+                lazy(
+                    "The blank goes outside the `{{…|…}}` group: the group holds the words to swap, "
+                    "e.g. `The {{man|woman}} worked as a {mask}.`",
+                    mask=model.mask_token,
+                )
+            )
+        requests = [
+            self._request(model, group.sentence(query.text, index), query, guild_id) for index in range(len(group.alternatives))
+        ]
+        masks = count_masks(requests[0].text, model.mask_token)
+        if masks != 1:
+            raise InvalidRequestError(
+                lazy(
+                    "A `{{…|…}}` group works with one blank: your sentence has {count}. Keep one `{mask}` and try again.",
+                    count=masks,
+                    mask=model.mask_token,
+                )
+            )
+        # Queued together, so the batcher answers them in one forward pass.
+        results = await asyncio.gather(*(self._fill(model, request, checkpoint) for request in requests))
+        for result in results:
+            self._log_fill(guild_id, result, "variant")
+        self.stats.record(max(result.elapsed for result in results))
+        columns = tuple(AnswerColumn(label, result) for label, result in zip(group.alternatives, results, strict=True))
+        return VariantsAnswer(query.text, checkpoint, columns)
 
     async def _joint_sentence(self, model: FillModel, request: FillRequest, result: FillResult) -> JointSentence | None:
         """The best joint sentence for several blanks; None for one, or (logged) if an extra pass fails.
@@ -356,8 +575,15 @@ class FillMaskService:
         try:
             return await self._unless_restarting(self.registry.get(checkpoint))
         except CheckpointError as exc:
-            hint = "" if checkpoint == self.default_model else " A server admin can run `model reset` to go back to the default."
-            raise ServerModelUnavailableError(f"This server's model can't be used right now. {exc}{hint}") from exc
+            if checkpoint == self.default_model:
+                message = lazy("This server's model can't be used right now. {reason}", reason=exc.message)
+            else:
+                message = lazy(
+                    "This server's model can't be used right now. {reason} "
+                    "A server admin can run `model reset` to go back to the default.",
+                    reason=exc.message,
+                )
+            raise ServerModelUnavailableError(message) from exc
 
     # -- admin -----------------------------------------------------------------------------
 
@@ -466,6 +692,48 @@ class FillMaskService:
         self._revoked.pop(guild_id, None)
         log.info("guild %s back to the default model", guild_id)
         return await self.status(guild_id)
+
+    # -- language ----------------------------------------------------------------------------
+
+    async def language_for(self, guild_id: int | None) -> Locale | None:
+        """The language a server's admins chose for the bot's replies, if any (None in DMs and
+        when storage fails: the caller falls back to Discord's locales)."""
+        if guild_id is None:
+            return None
+        try:
+            stored = await self.store.get_language(guild_id)
+        except StorageError:
+            log.exception("reading the language of guild %s failed; using Discord's locale", guild_id)
+            return None
+        return supported_locale(stored)
+
+    async def set_language(self, guild_id: int, language: str, *, user_id: int | None = None) -> Locale:
+        """Make ``language`` (``fr``, ``ko``, ``en``, or a tag such as ``fr-CA``) the server's."""
+        typed = clean_input(language).strip()
+        locale = supported_locale(typed) or _LANGUAGES_BY_NAME.get(typed.casefold())
+        if locale is None:
+            raise InvalidRequestError(
+                lazy(
+                    "I speak {choices}: pick one of those codes, e.g. `language set fr`.",
+                    choices=", ".join(f"`{code}` ({LANGUAGE_NAMES[code]})" for code in LOCALES),
+                )
+            )
+        try:
+            await self.store.set_language(guild_id, locale, updated_by=user_id)
+        except StorageError:
+            log.exception("saving language %s for guild %s failed", locale, guild_id)
+            raise SettingsUnavailableError() from None
+        log.info("guild %s now speaks %s", guild_id, locale)
+        return locale
+
+    async def reset_language(self, guild_id: int) -> None:
+        """Forget the server's choice: replies follow Discord's locales again."""
+        try:
+            await self.store.clear_language(guild_id)
+        except StorageError:
+            log.exception("resetting the language of guild %s failed", guild_id)
+            raise SettingsUnavailableError() from None
+        log.info("guild %s back to Discord's locale (default %s)", guild_id, DEFAULT_LOCALE)
 
     # -- information -----------------------------------------------------------------------
 

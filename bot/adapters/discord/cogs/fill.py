@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import discord
 from discord import app_commands
 from discord.ext import commands
 
@@ -11,6 +12,7 @@ from bot.adapters.discord.context import FillContext
 from bot.adapters.discord.request_outcomes import outcome_of
 from bot.inference.types import DEFAULT_TOP_K, MAX_TOP_K
 from bot.replies.flows import fill_flow
+from bot.replies.model_list import autocomplete_choices
 
 if TYPE_CHECKING:
     from bot.adapters.discord.bot import FillMaskBot
@@ -24,20 +26,39 @@ def fill_cooldown(ctx: commands.Context[FillMaskBot]) -> commands.Cooldown | Non
     return commands.Cooldown(settings.fill_cooldown_rate, settings.fill_cooldown_seconds)
 
 
+def compare_load_cooldown(ctx: commands.Context[FillMaskBot]) -> commands.Cooldown | None:
+    """A ``compare`` that must load its checkpoint costs what a ``model set`` does: one per
+    server per MODEL_SET_COOLDOWN_SECONDS (a compare with a loaded checkpoint costs a fill)."""
+    seconds = ctx.bot.settings.model_set_cooldown_seconds
+    return commands.Cooldown(1, seconds) if seconds > 0 else None
+
+
 class FillCog(commands.Cog, name="Fill"):
     def __init__(self, bot: FillMaskBot) -> None:
         self.bot = bot
+        self._compare_loads = commands.DynamicCooldownMapping(compare_load_cooldown, commands.BucketType.guild)
+
+    def _take_compare_load(self, ctx: FillContext) -> commands.Cooldown | None:
+        """Spend the server's turn to load a checkpoint for ``compare``; raise when it is spent."""
+        bucket = self._compare_loads.get_bucket(ctx)
+        if bucket is None:
+            return None
+        retry_after = bucket.update_rate_limit()
+        if retry_after:
+            raise commands.CommandOnCooldown(bucket, retry_after, commands.BucketType.guild)
+        return bucket
 
     @commands.dynamic_cooldown(fill_cooldown, commands.BucketType.user)
     @commands.hybrid_command(
         name="fill",
         description="Fill in the blank(s) of a sentence with the server's model",
-        usage="[k=N] <sentence with <mask>> [| word, word]",
+        usage="[k=N] [compare=<checkpoint>] <sentence with <mask>> [| word, word]",
     )
     @app_commands.describe(
         text="Your sentence, with <mask> (or [MASK]) where a word is missing",
         top_k=f"How many predictions to show per blank (1-{MAX_TOP_K}, default {DEFAULT_TOP_K})",
         targets="Only score these words, comma-separated (e.g. bon, mauvais)",
+        compare="Another checkpoint to answer the same sentence beside this server's, e.g. bert-base-uncased",
     )
     async def fill(
         self,
@@ -46,14 +67,28 @@ class FillCog(commands.Cog, name="Fill"):
         text: str,
         top_k: commands.Range[int, 1, MAX_TOP_K] | None = None,
         targets: str | None = None,
+        compare: str | None = None,
     ) -> None:
-        """Fill in the blanks: !fill [k=N] <sentence with <mask>> [| word, word]"""
+        """Fill in the blanks: !fill [k=N] [compare=<checkpoint>] <sentence with <mask>> [| word, word]"""
+        service = self.bot.service
         guild_id = ctx.guild.id if ctx.guild else None
+        # Read first (a refusal goes to the error handler), so a compare's load can cost its cooldown.
+        query = service.query(text, top_k=top_k, targets=targets, compare=compare)
+        load_turn: commands.Cooldown | None = None
+        if query.compare is not None and service.needs_load(await service.compare_checkpoint(guild_id, query.compare)):
+            load_turn = self._take_compare_load(ctx)
         # Defers the interaction at once (the 3-second deadline) or shows "typing" on the prefix path.
         async with self.bot.reply_in_flight(), ctx.working():
-            last = await ctx.follow(fill_flow(self.bot.service, guild_id, text, top_k=top_k, targets=targets))
+            last = await ctx.follow(fill_flow(service, guild_id, query))
         if last is not None and last.error is not None:
             ctx.outcome = outcome_of(last.error)
+        if load_turn is not None and (last is None or not last.succeeded):
+            load_turn.reset()  # the load was refused or failed: it cost nothing
+
+    @fill.autocomplete("compare")
+    async def compare_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        offered = await self.bot.service.suggest_models(current)
+        return [app_commands.Choice(name=name, value=value) for name, value in autocomplete_choices(current, offered)]
 
 
 async def setup(bot: FillMaskBot) -> None:
