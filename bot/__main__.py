@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.i18n import LOCALES
 from bot.inference.types import DEFAULT_TOP_K, MAX_TOP_K
 from bot.logs import LOG_FORMAT, configure_log_file, route_library_logs
 from bot.settings import ConfigError, Settings
@@ -62,7 +63,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bot", description="A Discord bot for Hugging Face fill-mask models.")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the Discord bot (the default)")
-    sub.add_parser("console", help="type bot commands on standard input, without Discord")
+    console = sub.add_parser("console", help="type bot commands on standard input, without Discord")
+    console.add_argument(
+        "--locale",
+        choices=LOCALES,
+        default=None,
+        help="the language of the replies: en, fr or ko (default: the console server's `language set`, else en)",
+    )
     sub.add_parser("health", help="exit 0 if the running bot is healthy, 1 if not (Docker's HEALTHCHECK); --file, --max-age")
     fill = sub.add_parser("fill", help="fill the blanks of one sentence and print the predictions")
     fill.add_argument("text", help='a sentence with <mask> or [MASK], e.g. "Le camembert est <mask> :)"')
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "console":
             from bot.adapters.console import run_console
 
-            asyncio.run(run_console(settings))
+            asyncio.run(run_console(settings, locale=args.locale))
         else:
             asyncio.run(run_bot(settings))
     except KeyboardInterrupt:

@@ -16,11 +16,13 @@ import sys
 from collections.abc import AsyncGenerator
 from typing import TextIO
 
+from bot.i18n import DEFAULT_LOCALE, N_, Locale, _, current_locale, set_locale
 from bot.inference.errors import FillMaskError
 from bot.inference.masks import clean_input
 from bot.replies.fill import progress_bar
 from bot.replies.flows import Update, fill_flow, switch_flow
 from bot.replies.info import help_reply, stats_reply
+from bot.replies.language import language_changed_reply, language_status_reply
 from bot.replies.markup import plain
 from bot.replies.model_card import model_card_reply
 from bot.replies.model_list import model_list_reply
@@ -35,9 +37,13 @@ log = logging.getLogger(__name__)
 
 CONSOLE_GUILD_ID = 0
 
-USAGE = "Commands: !fill <sentence with <mask>>, !model show | set <checkpoint> | reset | list | info [checkpoint] | search <words> [language], !help, !stats, !quit"
+USAGE = N_(
+    "Commands: !fill [compare=<checkpoint>] <sentence with <mask>>, "
+    "!model show | set <checkpoint> | reset | list | info [checkpoint] | search <words> [language], "
+    "!language show | set <en|fr|ko> | reset, !help, !stats, !quit"
+)
 
-UNBALANCED_QUOTE = (
+UNBALANCED_QUOTE = N_(
     "I couldn't read that: a quote is opened and never closed. Close it, or leave the quotes out, "
     "e.g. `!model set camembert-base`."
 )
@@ -57,11 +63,20 @@ def reply_to_text(reply: Reply) -> str:
 
 
 class Console:
-    def __init__(self, service: FillMaskService, prefix: str = "!", out: TextIO | None = None) -> None:
+    def __init__(
+        self, service: FillMaskService, prefix: str = "!", out: TextIO | None = None, *, locale: Locale | None = None
+    ) -> None:
         self.service = service
         self.prefix = prefix
         # Looked up now, not at import: tests and callers may have replaced sys.stdout since.
         self.out = out if out is not None else sys.stdout
+        # --locale, which wins over the console server's `language set`.
+        self.locale: Locale | None = locale
+
+    async def speak(self) -> None:
+        """Answer the next line in --locale, else the console server's language, else English."""
+        chosen: Locale | None = self.locale or await self.service.language_for(CONSOLE_GUILD_ID)
+        set_locale(chosen if chosen is not None else DEFAULT_LOCALE)
 
     def show(self, reply: Reply) -> None:
         print(reply_to_text(reply), file=self.out, flush=True)
@@ -83,11 +98,12 @@ class Console:
             return True
         if line.startswith(self.prefix):
             line = line[len(self.prefix) :]
-        command, _, rest = line.partition(" ")
+        command, _space, rest = line.partition(" ")
         command = command.lower()
         if command in ("quit", "exit"):
             return False
         try:
+            await self.speak()
             if command == "help":
                 status = await self.service.status(CONSOLE_GUILD_ID)
                 self.show(help_reply(self.prefix, status.mask_token or "<mask>", status.checkpoint))
@@ -95,10 +111,12 @@ class Console:
                 await self.follow(fill_flow(self.service, CONSOLE_GUILD_ID, rest))
             elif command == "model":
                 await self.model(rest)
+            elif command == "language":
+                await self.language(rest)
             elif command == "stats":
                 self.show(stats_reply(self.service.stats_snapshot(), servers=1))
             else:
-                self.show(error_reply(f"Unknown command. {USAGE}"))
+                self.show(error_reply(_("Unknown command. {usage}", usage=_(USAGE))))
         except FillMaskError as exc:
             self.show(error_reply(exc.localized(), title=exc.localized_title()))
         except Exception:
@@ -111,7 +129,7 @@ class Console:
         try:
             words = shlex.split(rest) if rest.strip() else ["show"]
         except ValueError:  # shlex: "No closing quotation" (or a lone trailing backslash)
-            self.show(error_reply(UNBALANCED_QUOTE))
+            self.show(error_reply(_(UNBALANCED_QUOTE)))
             return
         if not words:  # shlex found no word at all: same as a bare `!model`
             words = ["show"]
@@ -137,22 +155,47 @@ class Console:
         else:
             self.show(
                 error_reply(
-                    "Usage: `!model show`, `!model set <checkpoint>`, `!model reset`, `!model list`, `!model info` "
-                    "or `!model search <words> [language]`."
+                    _(
+                        "Usage: `!model show`, `!model set <checkpoint>`, `!model reset`, `!model list`, `!model info` "
+                        "or `!model search <words> [language]`."
+                    )
                 )
             )
 
+    async def language(self, rest: str) -> None:
+        words = rest.split()
+        action = words[0].lower() if words else "show"
+        if action == "show":
+            chosen = await self.service.language_for(CONSOLE_GUILD_ID)
+            self.show(language_status_reply(current_locale(), chosen, set_command=f"{self.prefix}language set"))
+        elif action == "set" and len(words) > 1:
+            locale = await self.service.set_language(CONSOLE_GUILD_ID, words[1])
+            self.show(language_changed_reply(locale))
+        elif action == "reset":
+            await self.service.reset_language(CONSOLE_GUILD_ID)
+            await self.speak()
+            self.show(language_changed_reply(None))
+        else:
+            self.show(error_reply(_("Usage: `!language show`, `!language set <en|fr|ko>` or `!language reset`.")))
 
-async def run_console(settings: Settings, stdin: TextIO | None = None, out: TextIO | None = None) -> None:
+
+async def run_console(
+    settings: Settings, stdin: TextIO | None = None, out: TextIO | None = None, *, locale: Locale | None = None
+) -> None:
     source: TextIO = stdin if stdin is not None else sys.stdin
     if isinstance(source, io.TextIOWrapper):
         # Bytes that are not UTF-8 become U+FFFD instead of a UnicodeDecodeError that ends the session.
         source.reconfigure(errors="replace")
     async with running_service(settings) as service:
-        console = Console(service, settings.command_prefix, out)
+        console = Console(service, settings.command_prefix, out, locale=locale)
         interactive = source.isatty()
         if interactive:
-            print(f"fillmask-bot console. Default model: {settings.default_model}. Type !help.", file=console.out, flush=True)
+            await console.speak()
+            print(
+                _("fillmask-bot console. Default model: {checkpoint}. Type !help.", checkpoint=settings.default_model),
+                file=console.out,
+                flush=True,
+            )
         loop = asyncio.get_running_loop()
         while True:
             if interactive:

@@ -18,8 +18,11 @@ from bot.adapters.discord.checks import ShuttingDown
 from bot.adapters.discord.cogs import EXTENSIONS
 from bot.adapters.discord.context import FillContext
 from bot.adapters.discord.error_replies import reply_for_error
+from bot.adapters.discord.locales import command_locale
+from bot.adapters.discord.translator import CatalogTranslator
 from bot.adapters.health import bot_state, run_heartbeat
 from bot.adapters.metrics import BotMetrics, MetricsServerError, MetricsSnapshot, Outcome, ShardSnapshot
+from bot.i18n import set_locale
 from bot.inference.types import InferenceBackend
 from bot.service.cluster import HEARTBEAT_STALE_AFTER, LocalIdentifyTurns, ProcessHeartbeat, process_name
 from bot.service.fill_mask_service import FillMaskService
@@ -152,6 +155,7 @@ class FillMaskBot(commands.AutoShardedBot):
                 log.error("%s; the bot runs without metrics", exc)  # chat keeps working
             else:
                 log.info("Prometheus metrics on http://%s:%d/metrics", self.settings.metrics_host, self.settings.metrics_port)
+        await self.tree.set_translator(CatalogTranslator())  # command names and descriptions in fr and ko
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.dev_guild_id:
@@ -225,6 +229,11 @@ class FillMaskBot(commands.AutoShardedBot):
         ctx = await super().get_context(origin, cls=cls)
         if isinstance(ctx, FillContext):
             ctx.started = time.monotonic()
+        if ctx.command is not None or isinstance(origin, discord.Interaction):
+            # For the rest of this task: the command, its checks, its error reply (dispatched from
+            # here, so it inherits the locale) all speak the asker's language (a chat message that is
+            # no command costs no settings read).
+            set_locale(await command_locale(self.service, origin))
         return ctx
 
     async def _accepting_commands(self, ctx: commands.Context[commands.AutoShardedBot]) -> bool:

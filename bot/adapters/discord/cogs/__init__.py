@@ -4,6 +4,7 @@ EXTENSIONS = (
     "bot.adapters.discord.cogs.fill",
     "bot.adapters.discord.cogs.context_menu",
     "bot.adapters.discord.cogs.models",
+    "bot.adapters.discord.cogs.language",
     "bot.adapters.discord.cogs.info",
     "bot.adapters.discord.cogs.owner",
 )
