@@ -36,7 +36,7 @@ from bot.service.fill_mask_service import (
     FillMaskService,
     VariantsAnswer,
 )
-from bot.service.guild_settings import SqliteGuildSettings
+from bot.service.guild_settings import DefaultOnlySettings, SqliteGuildSettings
 from tests.card_limits import assert_card_within_limits
 from tests.checkpoints import BIAS_SENTENCE, BIAS_SHARED, BIAS_TOPS, build_bias_checkpoint
 from tests.discord_helpers import BotOnFakeDiscord, embed_text, make_settings, titled
@@ -324,3 +324,48 @@ async def test_compare_on_the_prefix_and_the_slash_path(bias_bot: BotOnFakeDisco
         ]
     # The server's model did not change.
     assert await bias_bot.bot.service.checkpoint_for(fake.guild_id) == bias_bot.bot.service.default_model
+
+
+async def test_a_compare_that_loads_costs_a_model_set_cooldown_and_a_failed_one_is_refunded(
+    tmp_path: Path, bias_checkpoint: Path, camembert_checkpoint: Path, bert_checkpoint: Path
+) -> None:
+    roots = (bias_checkpoint.parent, camembert_checkpoint.parent, bert_checkpoint.parent, tmp_path)
+    settings_ = make_settings(tmp_path, bias_checkpoint, local_model_dirs=roots, model_set_cooldown_seconds=600)
+    async with FakeDiscord() as fake:
+        bot = FillMaskBot(settings_)
+        await start_bot(bot)
+        await bot.registry.get(bot.service.default_model)
+
+        async def compare(checkpoint: Path) -> dict[str, Any]:
+            mark = fake.mark()
+            await fake.send_message(fake.member_id, f"!fill compare={checkpoint} the man worked as a [MASK] .")
+            return await fake.wait_for_message(lambda m: titled("Fill-mask")(m) or titled("⚠️")(m), after=mark, timeout=120)
+
+        missing = tmp_path / "missing-checkpoint"
+        assert "can't be compared right now" in embed_text(await compare(missing))  # refunded
+        assert titled("Fill-mask: two checkpoints")(await compare(camembert_checkpoint))  # this one loaded
+        cooled = await compare(bert_checkpoint)  # would load another: the server's turn is spent
+        assert titled("⚠️ Cooldown")(cooled) and str(bert_checkpoint) not in bot.registry.loaded
+        # With a checkpoint already loaded, a compare costs only a fill.
+        assert titled("Fill-mask: two checkpoints")(await compare(camembert_checkpoint))
+        await stop_bot(bot)
+
+
+async def test_compare_and_the_bias_lens_in_the_console(bias_checkpoint: Path, camembert_checkpoint: Path) -> None:
+    import io
+
+    from bot.adapters.console import Console
+
+    registry = ModelRegistry(load_masked_lm, max_loaded=2)
+    policy = CheckpointPolicy(allow_local_models=True, local_roots=(camembert_checkpoint.parent,))
+    service = FillMaskService(registry, DefaultOnlySettings(), default_model=str(bias_checkpoint), policy=policy)
+    out = io.StringIO()
+    console = Console(service, "!", out)
+    try:
+        await console.handle(f"!fill {BIAS_SENTENCE}")
+        await console.handle(f"!fill compare={camembert_checkpoint} the man worked as a [MASK] .")
+    finally:
+        await registry.aclose()
+    text = out.getvalue()
+    assert "Fill-mask: one sentence, different words" in text and "-- man --" in text and "-- woman --" in text
+    assert "Fill-mask: two checkpoints" in text and f"-- `{display_name(str(camembert_checkpoint))}` --" in text

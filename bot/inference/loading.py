@@ -48,8 +48,8 @@ def resolve_device(setting: str) -> torch.device:
 
 def _millions(count: int) -> Message:
     if count >= 1e9:
-        return lazy("{count} billion", count=f"{count / 1e9:.1f}")
-    return lazy("{count} million", count=f"{count / 1e6:.0f}")
+        return lazy("{count} billion", count=format(count / 1e9, ".1f"))
+    return lazy("{count} million", count=format(count / 1e6, ".0f"))
 
 
 def configure_threads(threads: int) -> int:

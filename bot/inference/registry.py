@@ -194,7 +194,7 @@ class ModelRegistry:
                     "Loading {checkpoint} took more than {seconds} s, so I gave up. "
                     "Its files may sit on a disk or network share that doesn't answer.",
                     checkpoint=shown(reference),
-                    seconds=f"{self.load_timeout:.0f}",
+                    seconds=format(self.load_timeout, ".0f"),
                 )
             ) from None
 

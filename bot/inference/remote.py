@@ -239,7 +239,7 @@ class RemoteBackend:
         if cold is not None:
             started = min(cold.since, self._load_started.get(reference, cold.since))
             if self.api == "huggingface":
-                note = lazy("Hugging Face expects about {seconds} s", seconds=f"{cold.estimated:.0f}")
+                note = lazy("Hugging Face expects about {seconds} s", seconds=format(cold.estimated, ".0f"))
             else:
                 note = lazy("on the model server")
             return LoadProgress("loading weights", now - started, note=note)
@@ -311,7 +311,7 @@ class RemoteBackend:
                 lazy(
                     "Loading {checkpoint} on the model server took more than {seconds} s, so I gave up.",
                     checkpoint=shown(reference),
-                    seconds=f"{self.load_timeout:.0f}",
+                    seconds=format(self.load_timeout, ".0f"),
                 )
             ) from None
         mask_token = body.get("mask_token") if isinstance(body, dict) else None
@@ -438,7 +438,7 @@ class RemoteBackend:
                                 "The model server is still loading {checkpoint} after {seconds} s; "
                                 "please try again in a few minutes.",
                                 checkpoint=shown(name),
-                                seconds=f"{self.load_timeout:.0f}",
+                                seconds=format(self.load_timeout, ".0f"),
                             )
                         ) from None
                     await asyncio.sleep(min(max(loading.estimated, 0.05), self.loading_retry_cap, left))

@@ -120,7 +120,7 @@ def variants_reply(answer: VariantsAnswer) -> Reply:
         "{checkpoint} · {milliseconds} ms · {marker} only in this variant · "
         "what the model card says about its limits and biases: model info",
         checkpoint=display_name(answer.checkpoint),
-        milliseconds=f"{elapsed * 1000:.0f}",
+        milliseconds=format(elapsed * 1000, ".0f"),
         marker=ONLY_HERE,
     )
     return Reply(
