@@ -369,3 +369,13 @@ async def test_compare_and_the_bias_lens_in_the_console(bias_checkpoint: Path, c
     text = out.getvalue()
     assert "Fill-mask: one sentence, different words" in text and "-- man --" in text and "-- woman --" in text
     assert "Fill-mask: two checkpoints" in text and f"-- `{display_name(str(camembert_checkpoint))}` --" in text
+
+
+@pytest.mark.parametrize("mask", ["[MASK]", "<mask>"])
+def test_help_shows_the_bias_lens_and_compare_with_the_servers_mask_token(mask: str) -> None:
+    from bot.replies.info import help_reply
+
+    reply = to_markdown(help_reply("?", mask, "some/checkpoint"))
+    side = next(f for f in reply.fields if f.name == "Side by side")
+    assert f"`?fill The {{man|woman}} worked as a {mask}.`" in side.value
+    assert f"`?fill compare=bert-base-uncased Paris is the {mask} of France.`" in side.value
