@@ -240,3 +240,26 @@ async def test_in_a_dm_with_the_bot(harness: BotOnFakeDiscord) -> None:
     # Someone else cannot see that DM, so cannot use the menu on it.
     with pytest.raises(ValueError):
         await fake.send_message_command(fake.admin_id, MENU_NAME, message_id)
+
+
+async def test_an_ephemeral_reply_after_15_minutes_is_dropped_not_posted_for_everyone(
+    harness: BotOnFakeDiscord, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past 15 minutes Discord accepts nothing for an interaction, and discord.py's Context.send
+    would post the reply in the channel instead: a private answer must not become public."""
+    import asyncio
+    import logging
+
+    fake = harness.fake
+    caplog.set_level(logging.WARNING, logger="bot.adapters.discord.context")
+    monkeypatch.setattr(discord.Interaction, "is_expired", lambda self: True)
+    message_id = await fake.send_message(fake.member_id, SENTENCE.format("<mask>"))
+    token = await fake.send_message_command(fake.admin_id, MENU_NAME, message_id)
+    await fake.wait_for(kind="interaction.callback", token=token)
+    for _ in range(100):
+        if "dropping an ephemeral reply" in caplog.text:
+            break
+        await asyncio.sleep(0.1)
+    assert "dropping an ephemeral reply" in caplog.text
+    await asyncio.sleep(0.5)
+    assert not fake.find(kind="message.create"), "an ephemeral answer went to the channel"

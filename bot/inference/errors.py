@@ -53,10 +53,11 @@ class NoMaskError(InvalidRequestError):
         others = " / ".join(f"`{s}`" for s in ("<mask>", "[MASK]") if s.lower() != mask_token.lower())
         super().__init__(
             lazy(
-                "I need a blank to fill: put `{mask_token}` (or {other_spellings}) where the missing word goes, "
-                "e.g. `Paris is the {mask_token} of France.`",
+                "I need a blank to fill: put `{mask_token}` (or {other_spellings}) where the missing word goes, e.g. `{example}`",
                 mask_token=mask_token,
                 other_spellings=others,
+                # The help's example sentence, in the reader's language.
+                example=lazy("Paris is the {mask} of France.", mask=mask_token),
             )
         )
 

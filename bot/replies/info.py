@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.i18n import _, ngettext
+from bot.i18n import COMMAND_NAME, PARAMETER_NAME, _, ngettext, pgettext
 from bot.inference.checkpoint_policy import display_name
 from bot.inference.types import DEFAULT_TOP_K, MAX_MASKS, MAX_TOP_K, LoadedModel
 from bot.replies.markup import Code, Rich, join, rich, rich_format
@@ -13,18 +13,27 @@ from bot.service.cluster import ProcessHeartbeat
 from bot.service.fill_mask_service import StatsSnapshot
 from bot.service.request_stats import format_duration
 
+# The slash command's own name: its translations are the command tree's (bot/i18n/extract.py).
+FILL_COMMAND = "fill"
+
 
 def help_reply(prefix: str, mask: str, checkpoint: str) -> Reply:
     """How to use the bot, with the server's mask token and the bot's prefix in every example."""
     p = prefix
     example = _("Paris is the {mask} of France.", mask=mask)
+    # The slash command and its options as the reader's Discord client shows them.
+    slash_fill = "/" + pgettext(COMMAND_NAME, FILL_COMMAND)
+
+    def option(name: str) -> str:
+        return pgettext(PARAMETER_NAME, name)
+
     fields = (
         ReplyField(
             _("Fill in a blank"),
             rich(
                 Code(f"{p}fill {example}"),
                 "\n",
-                Code(f"/fill text: {example}"),
+                Code(f"{slash_fill} {option('text')}: {example}"),
                 "\n",
                 ngettext(
                     "I answer with the model's best guesses for each blank (up to {n} blank). "
@@ -46,15 +55,17 @@ def help_reply(prefix: str, mask: str, checkpoint: str) -> Reply:
             _("Options"),
             rich(
                 rich_format(
-                    _("**top_k**: how many guesses, 1-{max_top_k} (default {default_top_k}): {example} or `/fill top_k:3`."),
+                    _("**top_k**: how many guesses, 1-{max_top_k} (default {default_top_k}): {example} or {slash_example}."),
                     max_top_k=str(MAX_TOP_K),
                     default_top_k=str(DEFAULT_TOP_K),
                     example=Code(f"{p}fill k=3 ..."),
+                    slash_example=Code(f"{slash_fill} {option('top_k')}:3"),
                 ),
                 "\n",
                 rich_format(
-                    _("**targets**: score only some words: {example} or `/fill targets: good, bad`."),
+                    _("**targets**: score only some words: {example} or {slash_example}."),
                     example=Code(f"{p}fill ... | good, bad"),
+                    slash_example=Code(f"{slash_fill} {option('targets')}: good, bad"),
                 ),
             ),
         ),
@@ -64,7 +75,7 @@ def help_reply(prefix: str, mask: str, checkpoint: str) -> Reply:
                 rich_format(
                     _("**compare**: this server's model and another on the same sentence: {example} or {slash}."),
                     example=Code(f"{p}fill compare=bert-base-uncased {example}"),
-                    slash=Code("/fill compare: bert-base-uncased"),
+                    slash=Code(f"{slash_fill} {option('compare')}: bert-base-uncased"),
                 ),
                 "\n",
                 rich_format(

@@ -16,7 +16,7 @@ from discord.ext import commands
 from bot.adapters.discord.channel_traffic import ChannelPacing, ChannelTyping
 from bot.adapters.discord.checks import ShuttingDown
 from bot.adapters.discord.cogs import EXTENSIONS
-from bot.adapters.discord.context import FillContext
+from bot.adapters.discord.context import ExpiredInteractionError, FillContext
 from bot.adapters.discord.error_replies import reply_for_error
 from bot.adapters.discord.locales import command_locale
 from bot.adapters.discord.translator import CatalogTranslator
@@ -262,7 +262,7 @@ class FillMaskBot(commands.AutoShardedBot):
             return
         try:
             await ctx.send_reply(reply, ephemeral=True)
-        except discord.HTTPException:
+        except (discord.HTTPException, ExpiredInteractionError):
             log.warning("could not deliver an error reply in channel %s", getattr(ctx.channel, "id", "?"))
 
     async def close(self) -> None:

@@ -26,6 +26,11 @@ NO_MENTIONS = discord.AllowedMentions.none()
 UNKNOWN_MESSAGE = 10008
 
 
+class ExpiredInteractionError(discord.ClientException):
+    """An ephemeral reply whose interaction is over 15 minutes old: Discord no longer accepts
+    anything for it, and discord.py would post it in the channel instead, for everyone."""
+
+
 class FillContext(commands.Context["FillMaskBot"]):
     # Set by the bot as the command starts, and by a command whose reply reports a refusal.
     started: float = 0.0
@@ -38,6 +43,10 @@ class FillContext(commands.Context["FillMaskBot"]):
             reference = self.message.to_reference(fail_if_not_exists=False)
             async with self.bot.pacing.turn("create", self.channel.id):
                 return await self.send(embed=embed, reference=reference, allowed_mentions=NO_MENTIONS)
+        if ephemeral and self.interaction.is_expired():
+            # A private answer must not become a public channel message (Context.send's fallback).
+            log.warning("dropping an ephemeral reply: interaction %s is over 15 minutes old", self.interaction.id)
+            raise ExpiredInteractionError("the interaction expired")
         return await self.send(embed=embed, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS)
 
     async def edit_reply(self, message: discord.Message, reply: Reply) -> None:

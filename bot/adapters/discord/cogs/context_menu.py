@@ -24,7 +24,7 @@ from discord.ext import commands
 
 from bot.adapters.discord.checks import ShuttingDown
 from bot.adapters.discord.cogs.fill import fill_cooldown
-from bot.adapters.discord.context import FillContext
+from bot.adapters.discord.context import ExpiredInteractionError, FillContext
 from bot.adapters.discord.error_replies import reply_for_error
 from bot.adapters.discord.request_outcomes import outcome_of
 from bot.adapters.metrics import Outcome
@@ -107,7 +107,7 @@ class ContextMenuCog(commands.Cog, name="Context menu"):
                 return
             try:
                 await ctx.send_reply(reply)
-            except discord.HTTPException:
+            except (discord.HTTPException, ExpiredInteractionError):
                 log.warning("could not deliver an error reply in channel %s", interaction.channel_id)
 
     async def _answer(self, ctx: EphemeralFillContext, guild_id: int | None, text: str) -> None:
