@@ -3,7 +3,8 @@
 Prints one table per measurement; every figure is measured in this run. Sections:
 burst, bare-pass limit, idle latency, event-loop lag, memory (in a child process, so earlier
 sections do not pollute its resident-set figures), precision options, the inference service
-(Ray Serve) beside the core, and the settings stores (SQLite and PostgreSQL).
+(Ray Serve) beside the core, the bias lens and compare beside one fill, and the settings stores
+(SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bench.bot_burst import bot_burst_section
 from bench.measure import LagMeter, amedian_time, core_burst, median_time, table
 from bench.service_burst import service_section
 from bench.settings_latency import settings_section
+from bench.side_by_side import side_by_side_section
 from bot.inference.batching import BatchingModel
 from bot.inference.loading import configure_threads, load_masked_lm, warm_imports
 from bot.inference.masked_lm import MaskedLM
@@ -258,6 +260,7 @@ async def main() -> None:
     bert_texts = checkpoints.sentences(BURST, "[MASK]", vocabulary=checkpoints.bert_words())
     await bot_burst_section(bert, bert_texts, repeat=args.repeat, pipeline_burst=results["bert-base"]["pipeline_burst"])
     await service_section(bert, bert_texts, repeat=args.repeat, pipeline_burst=results["bert-base"]["pipeline_burst"])
+    await side_by_side_section(bert, camembert, bert_texts[0])
 
     if not args.quick:
         await precision_section(bert, checkpoints.bert_words(), args.repeat, best)
