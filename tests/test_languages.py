@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.adapters.console import Console
 from bot.adapters.discord.bot import FillMaskBot
@@ -24,6 +26,7 @@ from bot.i18n import Locale, _, using_locale
 from bot.inference.errors import NoMaskError
 from bot.inference.loading import load_masked_lm
 from bot.inference.registry import ModelRegistry
+from bot.replies.reply import error_reply
 from bot.service.fill_mask_service import FillMaskService
 from bot.service.guild_settings import SqliteGuildSettings
 from bot.settings import Settings
@@ -217,3 +220,24 @@ def test_python_m_bot_console_takes_locale(tmp_path: Path, bert_checkpoint: Path
         timeout=60,
     )
     assert bad.returncode == 2 and "invalid choice: 'de'" in bad.stderr
+
+
+# -- every language within Discord's limits ---------------------------------------------------
+
+
+@pytest.mark.parametrize("locale", ["en", "fr", "ko"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prefix=st.text(min_size=1, max_size=100), mask=st.text(min_size=1, max_size=200), checkpoint=st.text(max_size=500))
+def test_help_and_language_cards_fit_in_every_language(locale: Locale, prefix: str, mask: str, checkpoint: str) -> None:
+    from bot.i18n import LOCALES
+    from bot.replies.info import help_reply
+    from bot.replies.language import language_changed_reply, language_status_reply
+    from tests.card_limits import assert_card_within_limits
+
+    with using_locale(locale):
+        cards = [help_reply(prefix, mask, checkpoint), language_changed_reply(None)]
+        cards += [language_status_reply(shown, chosen, set_command=prefix) for shown in LOCALES for chosen in (None, shown)]
+        cards += [language_changed_reply(chosen) for chosen in LOCALES]
+        cards.append(error_reply(NoMaskError(mask).localized(), title=NoMaskError(mask).localized_title()))
+    for card in cards:
+        assert_card_within_limits(card)
