@@ -605,10 +605,29 @@ def build_unresized_checkpoint(out_dir: Path, *, seed: int = DEFAULT_SEED) -> Pa
 
 # --------------------------------------------------------------------------- joint sentences
 
+
 # Two adjacent colours before "ball": "red" is the most frequent word in both slots (half of
 # each), but no sentence says "red red"; after one "red" the other slot is "blue" (2 in 3) or
 # "green". So each blank's own top word is "red" for both, while the sentence read together
 # (one blank filled, the other asked again) is "red blue" or "blue red".
+def _trained_bert(out_dir: Path, corpus: Path, train_steps: int, seed: int) -> tuple[Any, Any]:
+    """A tiny BERT trained on ``corpus``, saved into ``out_dir``, then read back from there (the
+    tokenizer and the model in eval mode) for the builder to check what it is for."""
+    from transformers import AutoModelForMaskedLM
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_bert_tokenizer(corpus)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # model init draws from the global RNG
+        model = BertForMaskedLM(_bert_config(tokenizer))
+        train_masked_lm(model, tokenizer, read_corpus(corpus), steps=train_steps, seed=seed)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    # Fail in the builder, not deep inside a test, if the checkpoint does not show what it is for.
+    return AutoTokenizer.from_pretrained(str(out_dir)), AutoModelForMaskedLM.from_pretrained(str(out_dir)).eval()
+
+
 CORPUS_JOINT = DATA_DIR / "corpus_joint.txt"
 JOINT_SENTENCE = "i saw the [MASK] [MASK] ball ."
 JOINT_REPEATED = "red"
@@ -617,21 +636,7 @@ JOINT_REPEATED = "red"
 def build_joint_checkpoint(out_dir: Path, *, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = DEFAULT_SEED) -> Path:
     """A tiny trained BERT on ``CORPUS_JOINT``: on ``JOINT_SENTENCE`` both blanks' own top word is
     ``JOINT_REPEATED``, and with one of them filled so, the other's top word is another one."""
-    from transformers import AutoModelForMaskedLM
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_bert_tokenizer(CORPUS_JOINT)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # model init draws from the global RNG
-        model = BertForMaskedLM(_bert_config(tokenizer))
-        train_masked_lm(model, tokenizer, read_corpus(CORPUS_JOINT), steps=train_steps, seed=seed)
-    model.save_pretrained(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
-
-    # Fail here, not deep inside a test, if the checkpoint does not show what it is for.
-    reloaded_tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
-    reloaded = AutoModelForMaskedLM.from_pretrained(str(out_dir)).eval()
+    reloaded_tokenizer, reloaded = _trained_bert(out_dir, CORPUS_JOINT, train_steps, seed)
 
     def tops(text: str) -> list[str]:
         encoded = reloaded_tokenizer(text, return_tensors="pt")
@@ -660,21 +665,7 @@ BIAS_SHARED = "teacher"
 def build_bias_checkpoint(out_dir: Path, *, train_steps: int = DEFAULT_TRAIN_STEPS, seed: int = DEFAULT_SEED) -> Path:
     """A tiny trained BERT on ``CORPUS_BIAS``, where "man" and "woman" go with different jobs: on
     ``BIAS_SENTENCE`` with each subject, the top word is that subject's ``BIAS_TOPS`` entry."""
-    from transformers import AutoModelForMaskedLM
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_bert_tokenizer(CORPUS_BIAS)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # model init draws from the global RNG
-        model = BertForMaskedLM(_bert_config(tokenizer))
-        train_masked_lm(model, tokenizer, read_corpus(CORPUS_BIAS), steps=train_steps, seed=seed)
-    model.save_pretrained(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
-
-    # Fail here, not deep inside a test, if the checkpoint does not show what it is for.
-    reloaded_tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
-    reloaded = AutoModelForMaskedLM.from_pretrained(str(out_dir)).eval()
+    reloaded_tokenizer, reloaded = _trained_bert(out_dir, CORPUS_BIAS, train_steps, seed)
     for subject, job in BIAS_TOPS.items():
         encoded = reloaded_tokenizer(BIAS_SENTENCE.replace("{man|woman}", subject), return_tensors="pt")
         position = encoded["input_ids"][0].tolist().index(reloaded_tokenizer.mask_token_id)

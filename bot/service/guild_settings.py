@@ -444,17 +444,23 @@ class SqliteGuildSettings:
         return [GuildSettingRow(int(g), str(c), None if by is None else int(by), float(at)) for g, c, by, at in rows]
 
     def _import_sync(self, rows: list[GuildSettingRow]) -> int:
+        return self._import_newer_sync(
+            "guild_settings", "checkpoint", [(r.guild_id, r.checkpoint, r.updated_by, r.updated_at) for r in rows]
+        )
+
+    def _import_newer_sync(self, table: str, column: str, batch: list[tuple[object, ...]]) -> int:
+        """Upsert (guild_id, value, updated_by, updated_at) rows into ``table`` in one transaction,
+        each unless the table holds a newer one for that server. ``table`` and ``column`` are ours."""
+        statement = (
+            f"INSERT INTO {table} (guild_id, {column}, updated_by, updated_at) VALUES (?, ?, ?, ?) "
+            f"ON CONFLICT(guild_id) DO UPDATE SET {column} = excluded.{column}, "
+            "updated_by = excluded.updated_by, updated_at = excluded.updated_at "
+            f"WHERE excluded.updated_at >= {table}.updated_at"
+        )
         with _transaction(self._db()) as db:
             written = 0
-            for row in rows:
-                cursor = db.execute(
-                    "INSERT INTO guild_settings (guild_id, checkpoint, updated_by, updated_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(guild_id) DO UPDATE SET checkpoint = excluded.checkpoint, "
-                    "updated_by = excluded.updated_by, updated_at = excluded.updated_at "
-                    "WHERE excluded.updated_at >= guild_settings.updated_at",
-                    (row.guild_id, row.checkpoint, row.updated_by, row.updated_at),
-                )
-                written += cursor.rowcount
+            for values in batch:
+                written += db.execute(statement, values).rowcount
         return written
 
     def _get_language_sync(self, guild_id: int) -> str | None:
@@ -483,18 +489,9 @@ class SqliteGuildSettings:
         return [GuildLanguageRow(int(g), str(lang), None if by is None else int(by), float(at)) for g, lang, by, at in rows]
 
     def _import_languages_sync(self, rows: list[GuildLanguageRow]) -> int:
-        with _transaction(self._db()) as db:
-            written = 0
-            for row in rows:
-                cursor = db.execute(
-                    "INSERT INTO guild_languages (guild_id, language, updated_by, updated_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(guild_id) DO UPDATE SET language = excluded.language, "
-                    "updated_by = excluded.updated_by, updated_at = excluded.updated_at "
-                    "WHERE excluded.updated_at >= guild_languages.updated_at",
-                    (row.guild_id, row.language, row.updated_by, row.updated_at),
-                )
-                written += cursor.rowcount
-        return written
+        return self._import_newer_sync(
+            "guild_languages", "language", [(r.guild_id, r.language, r.updated_by, r.updated_at) for r in rows]
+        )
 
     def _write_heartbeat_sync(self, beat: ProcessHeartbeat) -> None:
         with _transaction(self._db()) as db:

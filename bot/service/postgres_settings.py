@@ -215,24 +215,9 @@ class PostgresGuildSettings:
     async def import_settings(self, rows: Iterable[GuildSettingRow]) -> int:
         """Write ``rows`` in one transaction, each unless the store holds a newer choice for that
         server; returns how many were written."""
-        batch = [(r.guild_id, r.checkpoint, r.updated_by, r.updated_at) for r in rows]
-        pool = self._live_pool()
-
-        async def write() -> int:
-            written = 0
-            async with pool.acquire() as connection, connection.transaction():
-                for values in batch:
-                    status = await connection.execute(
-                        "INSERT INTO guild_settings (guild_id, checkpoint, updated_by, updated_at) VALUES ($1, $2, $3, $4) "
-                        "ON CONFLICT (guild_id) DO UPDATE SET checkpoint = excluded.checkpoint, "
-                        "updated_by = excluded.updated_by, updated_at = excluded.updated_at "
-                        "WHERE excluded.updated_at >= guild_settings.updated_at",
-                        *values,
-                    )
-                    written += int(status.rsplit(" ", 1)[-1])  # "INSERT 0 1"
-            return written
-
-        return await self._call(write)
+        return await self._import_newer(
+            "guild_settings", "checkpoint", [(r.guild_id, r.checkpoint, r.updated_by, r.updated_at) for r in rows]
+        )
 
     async def get_language(self, guild_id: int) -> str | None:
         """The language code the server chose, or None if it chose none."""
@@ -273,20 +258,26 @@ class PostgresGuildSettings:
     async def import_languages(self, rows: Iterable[GuildLanguageRow]) -> int:
         """Write ``rows`` in one transaction, each unless the store holds a newer language for
         that server; returns how many were written."""
-        batch = [(r.guild_id, r.language, r.updated_by, r.updated_at) for r in rows]
+        return await self._import_newer(
+            "guild_languages", "language", [(r.guild_id, r.language, r.updated_by, r.updated_at) for r in rows]
+        )
+
+    async def _import_newer(self, table: str, column: str, batch: list[tuple[object, ...]]) -> int:
+        """Upsert (guild_id, value, updated_by, updated_at) rows into ``table`` in one transaction,
+        each unless the table holds a newer one for that server. ``table`` and ``column`` are ours."""
         pool = self._live_pool()
+        statement = (
+            f"INSERT INTO {table} (guild_id, {column}, updated_by, updated_at) VALUES ($1, $2, $3, $4) "
+            f"ON CONFLICT (guild_id) DO UPDATE SET {column} = excluded.{column}, "
+            "updated_by = excluded.updated_by, updated_at = excluded.updated_at "
+            f"WHERE excluded.updated_at >= {table}.updated_at"
+        )
 
         async def write() -> int:
             written = 0
             async with pool.acquire() as connection, connection.transaction():
                 for values in batch:
-                    status = await connection.execute(
-                        "INSERT INTO guild_languages (guild_id, language, updated_by, updated_at) VALUES ($1, $2, $3, $4) "
-                        "ON CONFLICT (guild_id) DO UPDATE SET language = excluded.language, "
-                        "updated_by = excluded.updated_by, updated_at = excluded.updated_at "
-                        "WHERE excluded.updated_at >= guild_languages.updated_at",
-                        *values,
-                    )
+                    status = await connection.execute(statement, *values)
                     written += int(status.rsplit(" ", 1)[-1])  # "INSERT 0 1"
             return written
 
