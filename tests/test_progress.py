@@ -70,3 +70,27 @@ async def test_model_set_edits_progress_into_its_message_at_most_once_a_second(
             assert "Model changed" in embed_text(edits[-1].json)
         finally:
             await stop_bot(bot)
+
+
+async def test_compare_edits_the_compared_checkpoints_progress_into_its_notice(
+    tmp_path: Path, bert_checkpoint: Path, camembert_checkpoint: Path
+) -> None:
+    settings = make_settings(tmp_path, bert_checkpoint, local_model_dirs=(bert_checkpoint.parent, camembert_checkpoint.parent))
+    async with FakeDiscord() as fake:
+        bot = FillMaskBot(settings, registry=ModelRegistry(StagedLoader(), max_loaded=2))
+        await start_bot(bot)
+        try:
+            await bot.registry.get(bot.service.default_model)
+            mark = fake.mark()
+            await fake.send_message(fake.member_id, f"!fill compare={camembert_checkpoint} the cat sat on the [MASK] .")
+            await fake.wait_for_message(titled("Fill-mask: two checkpoints"), after=mark, timeout=30)
+            edits = fake.find(kind="message.edit", after=mark)
+            progress_edits = [r for r in edits if "Loading the model to compare with" in str(r.json)]
+            assert 2 <= len(progress_edits) <= 6
+            assert any("downloading" in embed_text(r.json) and "MB" in embed_text(r.json) for r in progress_edits)
+            gaps = [b.timestamp - a.timestamp for a, b in itertools.pairwise(progress_edits)]
+            assert all(gap >= 0.8 for gap in gaps), gaps
+            assert "Fill-mask: two checkpoints" in embed_text(edits[-1].json)
+            assert await bot.service.checkpoint_for(fake.guild_id) == bot.service.default_model
+        finally:
+            await stop_bot(bot)

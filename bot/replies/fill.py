@@ -138,9 +138,10 @@ def progress_bar(progress: LoadProgress, width: int = _PROGRESS_WIDTH) -> Rich:
     return join(((strong(s),) if i == index else (s,) for i, s in shown), " → ")
 
 
-def progress_reply(checkpoint: str, progress: LoadProgress) -> Reply:
+def progress_reply(checkpoint: str, progress: LoadProgress, *, compared: bool = False) -> Reply:
+    """A load's progress: for ``model set``, or for the checkpoint a ``compare`` loads."""
     return Reply(
-        title=_("⏳ Switching to the model…"),
+        title=_("⏳ Loading the model to compare with…") if compared else _("⏳ Switching to the model…"),
         description=rich(Code(display_name(checkpoint)), "\n", progress_bar(progress), "\n", progress.describe()),
         colour=COLOUR_LOADING,
     )

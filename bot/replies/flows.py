@@ -18,7 +18,7 @@ from bot.replies.fill import fill_answer_reply, loading_reply, progress_reply
 from bot.replies.models import model_changed_reply, model_not_changed_reply, model_superseded_reply, with_revocation_note
 from bot.replies.reply import Reply, error_reply
 from bot.replies.side_by_side import comparison_reply, variants_reply
-from bot.service.fill_mask_service import FillMaskService, FillQuery, SwitchSupersededError
+from bot.service.fill_mask_service import PROGRESS_INTERVAL, FillMaskService, FillQuery, SwitchSupersededError
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +52,24 @@ async def fill_flow(
         query = text if isinstance(text, FillQuery) else service.query(text, top_k=top_k, targets=targets, compare=compare)
         if query.compare is not None:
             other = await service.compare_checkpoint(guild_id, query.compare)
-            if service.needs_load(other):
-                yield Update(loading_reply(other, compared=True))
-            elif not await service.is_ready(guild_id):
-                yield Update(loading_reply(await service.checkpoint_for(guild_id)))
-            reply = comparison_reply(await service.compare(guild_id, query, other))
+            comparing = asyncio.ensure_future(service.compare(guild_id, query, other))
+            try:
+                if service.needs_load(other):
+                    yield Update(loading_reply(other, compared=True))
+                    # Like `model set`: the load's stages, at most once per PROGRESS_INTERVAL, while it lasts.
+                    last: LoadProgress | None = None
+                    while not comparing.done():
+                        await asyncio.wait({comparing}, timeout=PROGRESS_INTERVAL)
+                        progress = service.registry.progress(other)
+                        if not comparing.done() and progress is not None and progress != last:
+                            last = progress
+                            yield Update(progress_reply(other, progress, compared=True), progress=progress)
+                elif not await service.is_ready(guild_id):
+                    yield Update(loading_reply(await service.checkpoint_for(guild_id)))
+                reply = comparison_reply(await comparing)
+            finally:
+                if not comparing.done():
+                    comparing.cancel()
         else:
             if not await service.is_ready(guild_id):
                 yield Update(loading_reply(await service.checkpoint_for(guild_id)))
