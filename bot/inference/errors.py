@@ -99,8 +99,8 @@ class SpecialTargetsError(InvalidRequestError):
         listed = ", ".join(f"`{token.replace('`', chr(39))}`" for token in tokens[:5])
         super().__init__(
             lazy_plural(
-                "{tokens} is this model's special token, not words: it never predicts them. "
-                "Give ordinary words to score instead.",
+                "{tokens} is this model's special token, not a word: it never predicts it. "
+                "Give an ordinary word to score instead.",
                 "{tokens} are this model's special tokens, not words: it never predicts them. "
                 "Give ordinary words to score instead.",
                 len(tokens),

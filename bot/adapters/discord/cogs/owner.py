@@ -29,7 +29,7 @@ class OwnerCog(commands.Cog, name="Owner"):
         """Publish slash commands: `global` (everywhere, up to an hour), `here` (this server, at once), `clear` (remove them here)."""
         if scope == "global":
             synced = await self.bot.tree.sync()
-            done = ngettext("{n} command(s) globally.", "{n} command(s) globally.", len(synced))
+            done = ngettext("{n} command globally.", "{n} commands globally.", len(synced))
         elif ctx.guild is None:
             raise commands.NoPrivateMessage()
         else:
@@ -39,7 +39,7 @@ class OwnerCog(commands.Cog, name="Owner"):
             else:
                 self.bot.tree.clear_commands(guild=guild)
             synced = await self.bot.tree.sync(guild=guild)
-            done = ngettext("{n} command(s) in this server.", "{n} command(s) in this server.", len(synced))
+            done = ngettext("{n} command in this server.", "{n} commands in this server.", len(synced))
         await ctx.send_reply(ok_reply(_("Slash commands synced"), done))
 
 
