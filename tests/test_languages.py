@@ -10,6 +10,7 @@ else English. The console takes ``--locale``. Expected texts come from the catal
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -90,6 +91,8 @@ async def test_language_set_makes_prefix_replies_french_and_survives_a_restart(t
         french = await prefix_fill(fake)
         assert field_names(french) == [said("fr", "Predictions")]
         assert "**mat**" in french["embeds"][0]["fields"][0]["value"]  # predictions are never translated
+        assert re.search(r"\d,\d %", french["embeds"][0]["fields"][0]["value"])  # French decimal mark
+        assert re.search(r"\d\.\d %", english["embeds"][0]["fields"][0]["value"])
         refused = await prefix_fill(fake, "!fill no blank here")
         with using_locale("fr"):
             expected = NoMaskError("[MASK]").localized()

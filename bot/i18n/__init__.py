@@ -26,6 +26,7 @@ from typing import Literal
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import get_decimal_symbol
 from babel.support import NullTranslations, Translations
 
 Locale = Literal["en", "fr", "ko"]
@@ -118,6 +119,18 @@ def ngettext(singular: str, plural: str, n: int, /, **params: object) -> str:
 def pgettext(context: str, message: str, /) -> str:
     """``message`` in the current locale, as used in ``context`` (a command name, say)."""
     return str(translations(_current.get()).pgettext(context, message))
+
+
+def with_decimal_mark(formatted: str, /) -> str:
+    """A number Python formatted (``f"{x:.1f}"``, no grouping) with the current locale's decimal
+    mark: ``49.1`` is ``49,1`` in French."""
+    mark = _decimal_mark(_current.get())
+    return formatted.replace(".", mark) if mark != "." else formatted
+
+
+@functools.cache
+def _decimal_mark(locale: Locale) -> str:
+    return get_decimal_symbol(locale)
 
 
 def N_(message: str, /) -> str:

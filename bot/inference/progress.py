@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.i18n import N_, Text, _
+from bot.i18n import N_, Text, _, with_decimal_mark
 
 STAGES = ("checking", "downloading", "loading weights", "warming up", "ready")
 # How each stage is shown (``stage`` itself stays the English key the readers compare).
@@ -36,8 +36,8 @@ class LoadProgress:
         """``downloading 120.4 of 445.0 MB (27 %) · 12 s``, or ``loading weights · 3 s``, in the current locale."""
         seconds = f"{self.elapsed:.0f}"
         if self.stage == "downloading" and self.total_bytes:
-            done = f"{self.done_bytes / 1e6:.1f}"
-            total = f"{self.total_bytes / 1e6:.1f}"
+            done = with_decimal_mark(f"{self.done_bytes / 1e6:.1f}")
+            total = with_decimal_mark(f"{self.total_bytes / 1e6:.1f}")
             percent = f"{100 * self.done_bytes / self.total_bytes:.0f}"
             if self.note:
                 return _(

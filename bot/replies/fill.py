@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.i18n import N_, _
+from bot.i18n import N_, _, with_decimal_mark
 from bot.inference.checkpoint_policy import display_name
 from bot.inference.progress import STAGES, LoadProgress
 from bot.inference.types import FillResult
@@ -49,7 +49,7 @@ def quote(text: str) -> Quote:
 def percent(score: float) -> str:
     """``12.3 %``; a small joint score keeps two significant digits instead of reading ``0.0 %``."""
     value = score * 100
-    return f"{value:.1f} %" if value >= 0.1 or value == 0 else f"{value:.2g} %"
+    return with_decimal_mark(f"{value:.1f} %" if value >= 0.1 or value == 0 else f"{value:.2g} %")
 
 
 def joint_field(joint: JointSentence) -> ReplyField:
@@ -95,7 +95,13 @@ def fill_result_reply(result: FillResult, typed_text: str, joint: JointSentence 
     shows_joint = bool(fields)
     for number, predictions in enumerate(result.masks, start=1):
         lines = [
-            rich(Code(f"{rank:>2}."), " ", Code(score_bar(p.score)), f" {p.score * 100:5.1f} % ", strong(shown_word(p.token_str)))
+            rich(
+                Code(f"{rank:>2}."),
+                " ",
+                Code(score_bar(p.score)),
+                f" {with_decimal_mark(f'{p.score * 100:5.1f}')} % ",
+                strong(shown_word(p.token_str)),
+            )
             for rank, p in enumerate(predictions, start=1)
         ]
         name = _("Predictions") if masks == 1 else _("Mask {number} of {count}", number=number, count=masks)
