@@ -348,6 +348,15 @@ async def test_a_compare_that_loads_costs_a_model_set_cooldown_and_a_failed_one_
         assert titled("⚠️ Cooldown")(cooled) and str(bert_checkpoint) not in bot.registry.loaded
         # With a checkpoint already loaded, a compare costs only a fill.
         assert titled("Fill-mask: two checkpoints")(await compare(camembert_checkpoint))
+        # A right-clicked `compare=` message shares the server's turn (and otherwise answers it).
+        from bot.adapters.discord.cogs.context_menu import MENU_NAME
+
+        await bot.tree.sync()
+        for checkpoint, title in ((bert_checkpoint, "⚠️ Cooldown"), (camembert_checkpoint, "Fill-mask: two checkpoints")):
+            message_id = await fake.send_message(fake.member_id, f"compare={checkpoint} the man worked as a [MASK] .")
+            token = await fake.send_message_command(fake.member_id, MENU_NAME, message_id)
+            assert titled(title)(await fake.wait_for_message(token=token, timeout=60))
+        assert str(bert_checkpoint) not in bot.registry.loaded
         await stop_bot(bot)
 
 

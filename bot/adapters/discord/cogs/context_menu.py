@@ -23,7 +23,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.adapters.discord.checks import ShuttingDown
-from bot.adapters.discord.cogs.fill import fill_cooldown
+from bot.adapters.discord.cogs.fill import FillCog, fill_cooldown
 from bot.adapters.discord.context import ExpiredInteractionError, FillContext
 from bot.adapters.discord.error_replies import reply_for_error
 from bot.adapters.discord.request_outcomes import outcome_of
@@ -126,7 +126,13 @@ class ContextMenuCog(commands.Cog, name="Context menu"):
                 self._record(ctx, "invalid")
                 return
             self._use_cooldown(ctx)
-            last = await ctx.follow(fill_flow(self.bot.service, guild_id, text))
+            query = self.bot.service.query(text)
+            # A right-clicked `compare=` message that loads a checkpoint costs what `/fill compare:` does.
+            fill_cog = self.bot.get_cog("Fill")
+            load_turn = await fill_cog.compare_load_turn(ctx, query) if isinstance(fill_cog, FillCog) else None
+            last = await ctx.follow(fill_flow(self.bot.service, guild_id, query))
+        if load_turn is not None and (last is None or not last.succeeded):
+            load_turn.reset()
         outcome: Outcome = outcome_of(last.error) if last is not None and last.error is not None else "ok"
         self._record(ctx, outcome)
 

@@ -13,6 +13,7 @@ from bot.adapters.discord.request_outcomes import outcome_of
 from bot.inference.types import DEFAULT_TOP_K, MAX_TOP_K
 from bot.replies.flows import fill_flow
 from bot.replies.model_list import autocomplete_choices
+from bot.service.fill_mask_service import FillQuery
 
 if TYPE_CHECKING:
     from bot.adapters.discord.bot import FillMaskBot
@@ -24,6 +25,10 @@ def fill_cooldown(ctx: commands.Context[FillMaskBot]) -> commands.Cooldown | Non
     if settings.fill_cooldown_seconds <= 0:
         return None
     return commands.Cooldown(settings.fill_cooldown_rate, settings.fill_cooldown_seconds)
+
+
+def _guild_id(ctx: commands.Context[FillMaskBot]) -> int | None:
+    return ctx.guild.id if ctx.guild else None
 
 
 def compare_load_cooldown(ctx: commands.Context[FillMaskBot]) -> commands.Cooldown | None:
@@ -38,8 +43,13 @@ class FillCog(commands.Cog, name="Fill"):
         self.bot = bot
         self._compare_loads = commands.DynamicCooldownMapping(compare_load_cooldown, commands.BucketType.guild)
 
-    def _take_compare_load(self, ctx: FillContext) -> commands.Cooldown | None:
-        """Spend the server's turn to load a checkpoint for ``compare``; raise when it is spent."""
+    async def compare_load_turn(self, ctx: FillContext, query: FillQuery) -> commands.Cooldown | None:
+        """For a ``compare`` that must load its checkpoint, spend the server's turn (raising
+        CommandOnCooldown when it is spent); the bucket to refund if the compare fails, else None.
+        The context menu uses it too: a right-clicked ``compare=`` message costs the same."""
+        service = self.bot.service
+        if query.compare is None or not service.needs_load(await service.compare_checkpoint(_guild_id(ctx), query.compare)):
+            return None
         bucket = self._compare_loads.get_bucket(ctx)
         if bucket is None:
             return None
@@ -74,9 +84,7 @@ class FillCog(commands.Cog, name="Fill"):
         guild_id = ctx.guild.id if ctx.guild else None
         # Read first (a refusal goes to the error handler), so a compare's load can cost its cooldown.
         query = service.query(text, top_k=top_k, targets=targets, compare=compare)
-        load_turn: commands.Cooldown | None = None
-        if query.compare is not None and service.needs_load(await service.compare_checkpoint(guild_id, query.compare)):
-            load_turn = self._take_compare_load(ctx)
+        load_turn = await self.compare_load_turn(ctx, query)
         # Defers the interaction at once (the 3-second deadline) or shows "typing" on the prefix path.
         async with self.bot.reply_in_flight(), ctx.working():
             last = await ctx.follow(fill_flow(service, guild_id, query))
