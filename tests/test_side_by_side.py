@@ -388,3 +388,15 @@ def test_help_shows_the_bias_lens_and_compare_with_the_servers_mask_token(mask: 
     side = next(f for f in reply.fields if f.name == "Side by side")
     assert f"`?fill The {{man|woman}} worked as a {mask}.`" in side.value
     assert f"`?fill compare=bert-base-uncased Paris is the {mask} of France.`" in side.value
+
+
+async def test_the_compare_option_autocompletes_like_model_set(bias_bot: BotOnFakeDiscord) -> None:
+    from bot.adapters.discord.cogs.fill import FillCog
+    from bot.adapters.discord.cogs.models import ModelCog
+
+    fill, model = bias_bot.bot.get_cog("Fill"), bias_bot.bot.get_cog("Model")
+    assert isinstance(fill, FillCog) and isinstance(model, ModelCog)
+    compare = await fill.compare_autocomplete(None, "bert")  # type: ignore[arg-type]
+    switch = await model.set_autocomplete(None, "bert")  # type: ignore[arg-type]
+    assert compare and [c.value for c in compare] == [c.value for c in switch]
+    assert any("bert-base" in c.value for c in compare)
