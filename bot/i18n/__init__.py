@@ -10,7 +10,8 @@ is missing from a language.
 Which language a reply is in is the *current locale*, a context variable: an adapter sets it
 once per command (:func:`using_locale` or :func:`set_locale`) and every reply built in that
 task, and every error rendered there, speaks it. Placeholders are ``str.format`` fields
-(``{checkpoint}``), so translators can move them; a literal brace is written ``{{``.
+(``{checkpoint}``), so translators can move them; a literal brace is written ``{{`` (a ``_()``
+without fields is returned unformatted: it may be a ``rich_format`` template).
 """
 
 from __future__ import annotations
@@ -92,8 +93,10 @@ def translations(locale: Locale) -> NullTranslations:
     return Translations(compiled, domain=DOMAIN)
 
 
-def _format(text: str, params: Mapping[str, object], locale: Locale) -> str:
-    if not params:
+def _format(text: str, params: Mapping[str, object], locale: Locale, *, always: bool = False) -> str:
+    # `_()` without params returns its text unformatted: it may be a template for
+    # bot.replies.markup.rich_format, which fills the fields (and undoubles `{{`) itself.
+    if not params and not always:
         return text
     shown = {name: localized(value, locale) for name, value in params.items()}
     return text.format(**shown)
@@ -157,7 +160,8 @@ class Message:
         catalog = translations(chosen)
         if self.plural is not None and self.n is not None:
             return _format(catalog.ngettext(self.msgid, self.plural, self.n), {"n": self.n, **self.params}, chosen)
-        return _format(catalog.gettext(self.msgid), self.params, chosen)
+        # Shown as is, never a template: formatted even without fields (so `{{` shows as `{`).
+        return _format(catalog.gettext(self.msgid), self.params, chosen, always=True)
 
     def __str__(self) -> str:
         return self.localized(DEFAULT_LOCALE)
