@@ -57,17 +57,10 @@ def not_mlm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def harness(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[BotOnFakeDiscord]:
     """A real FillMaskBot connected to a fake Discord, its default (test BERT) model loaded."""
-    from bot.adapters.discord.bot import FillMaskBot
-    from tests.discord_helpers import BotOnFakeDiscord, make_settings
-    from tests.fakediscord import FakeDiscord, start_bot, stop_bot
+    from tests.discord_helpers import bot_on_fake_discord, make_settings
 
-    settings = make_settings(tmp_path, bert_checkpoint)
-    async with FakeDiscord() as fake:
-        bot = FillMaskBot(settings)
-        await start_bot(bot)
-        await bot.registry.get(bot.service.default_model)  # ready before the test speaks
-        yield BotOnFakeDiscord(fake, bot, settings)
-        await stop_bot(bot)
+    async with bot_on_fake_discord(make_settings(tmp_path, bert_checkpoint)) as running:
+        yield running
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from bot.adapters.discord.bot import FillMaskBot
 from bot.inference.loading import load_masked_lm
 from bot.inference.masked_lm import MaskedLM
 from bot.settings import Settings
-from tests.fakediscord import FakeDiscord
+from tests.fakediscord import FakeDiscord, start_bot, stop_bot
 
 
 @dataclass
@@ -22,6 +23,20 @@ class BotOnFakeDiscord:
     fake: FakeDiscord
     bot: FillMaskBot
     settings: Settings
+
+
+@contextlib.asynccontextmanager
+async def bot_on_fake_discord(settings: Settings) -> AsyncIterator[BotOnFakeDiscord]:
+    """A real FillMaskBot connected to its own fake Discord, its default model loaded before the
+    test speaks; stopped at the end."""
+    async with FakeDiscord() as fake:
+        bot = FillMaskBot(settings)
+        await start_bot(bot)
+        try:
+            await bot.registry.get(bot.service.default_model)
+            yield BotOnFakeDiscord(fake, bot, settings)
+        finally:
+            await stop_bot(bot)
 
 
 def make_settings(tmp_path: Path, default_model: Path, **overrides: Any) -> Settings:

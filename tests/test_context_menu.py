@@ -18,7 +18,7 @@ import pytest
 from bot.adapters.discord.bot import FillMaskBot
 from bot.adapters.discord.cogs.context_menu import MENU_NAME
 from bot.inference.registry import ModelRegistry
-from tests.discord_helpers import BotOnFakeDiscord, SlowLoader, embed_text, make_settings, titled
+from tests.discord_helpers import BotOnFakeDiscord, SlowLoader, bot_on_fake_discord, embed_text, make_settings, titled
 from tests.fakediscord import FakeDiscord, SlashCommandUnavailable, start_bot, stop_bot
 
 EPHEMERAL = 1 << 6
@@ -200,12 +200,8 @@ async def test_while_the_model_loads_a_notice_then_the_result_both_ephemeral(tmp
 @pytest.fixture
 async def limited(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[BotOnFakeDiscord]:
     settings = make_settings(tmp_path, bert_checkpoint, fill_cooldown_rate=2, fill_cooldown_seconds=60.0)
-    async with FakeDiscord() as fake:
-        bot = FillMaskBot(settings)
-        await start_bot(bot)
-        await bot.registry.get(bot.service.default_model)
-        yield BotOnFakeDiscord(fake, bot, settings)
-        await stop_bot(bot)
+    async with bot_on_fake_discord(settings) as running:
+        yield running
 
 
 async def test_the_fill_cooldown_applies_per_user(limited: BotOnFakeDiscord) -> None:

@@ -31,7 +31,7 @@ from bot.replies.reply import error_reply
 from bot.service.fill_mask_service import FillMaskService
 from bot.service.guild_settings import SqliteGuildSettings
 from bot.settings import Settings
-from tests.discord_helpers import BotOnFakeDiscord, make_settings, titled
+from tests.discord_helpers import BotOnFakeDiscord, bot_on_fake_discord, make_settings, titled
 from tests.fakediscord import FakeDiscord, start_bot, stop_bot
 from tests.test_process import bot_env
 
@@ -69,11 +69,8 @@ async def started(settings: Settings, fake: FakeDiscord) -> FillMaskBot:
 
 @pytest.fixture
 async def running(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[BotOnFakeDiscord]:
-    settings = make_settings(tmp_path, bert_checkpoint)
-    async with FakeDiscord() as fake:
-        bot = await started(settings, fake)
-        yield BotOnFakeDiscord(fake, bot, settings)
-        await stop_bot(bot)
+    async with bot_on_fake_discord(make_settings(tmp_path, bert_checkpoint)) as running:
+        yield running
 
 
 async def test_language_set_makes_prefix_replies_french_and_survives_a_restart(tmp_path: Path, bert_checkpoint: Path) -> None:

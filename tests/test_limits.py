@@ -12,7 +12,7 @@ from bot.inference.errors import CheckpointLoadError
 from bot.inference.loading import load_masked_lm
 from bot.inference.types import FillRequest
 from bot.settings import ConfigError, Settings
-from tests.discord_helpers import BotOnFakeDiscord, embed_text, make_settings, titled
+from tests.discord_helpers import BotOnFakeDiscord, bot_on_fake_discord, embed_text, make_settings, titled
 from tests.fakediscord import FakeDiscord, start_bot, stop_bot
 
 
@@ -21,12 +21,8 @@ async def limited(tmp_path: Path, bert_checkpoint: Path) -> AsyncIterator[BotOnF
     settings = make_settings(
         tmp_path, bert_checkpoint, fill_cooldown_rate=2, fill_cooldown_seconds=60.0, model_set_cooldown_seconds=60.0
     )
-    async with FakeDiscord() as fake:
-        bot = FillMaskBot(settings)
-        await start_bot(bot)
-        await bot.registry.get(bot.service.default_model)
-        yield BotOnFakeDiscord(fake, bot, settings)
-        await stop_bot(bot)
+    async with bot_on_fake_discord(settings) as running:
+        yield running
 
 
 async def test_fill_cooldown_applies_per_user_on_both_paths(limited: BotOnFakeDiscord) -> None:

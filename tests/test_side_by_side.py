@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers import pipeline
 
-from bot.adapters.discord.bot import FillMaskBot
 from bot.i18n import LOCALES, Locale, using_locale
 from bot.inference.checkpoint_policy import CheckpointPolicy, display_name
 from bot.inference.errors import CheckpointNotAllowedError, InvalidRequestError, NoMaskError
@@ -39,8 +38,7 @@ from bot.service.fill_mask_service import (
 from bot.service.guild_settings import DefaultOnlySettings, SqliteGuildSettings
 from tests.card_limits import assert_card_within_limits
 from tests.checkpoints import BIAS_SENTENCE, BIAS_SHARED, BIAS_TOPS, build_bias_checkpoint
-from tests.discord_helpers import BotOnFakeDiscord, embed_text, make_settings, titled
-from tests.fakediscord import FakeDiscord, start_bot, stop_bot
+from tests.discord_helpers import BotOnFakeDiscord, bot_on_fake_discord, embed_text, make_settings, titled
 
 GUILD = 4242
 EN_SENTENCE = "the cat sat on the [MASK] ."
@@ -286,12 +284,8 @@ def test_the_comparison_reply_stays_within_discords_limits(locale: Locale, words
 @pytest.fixture
 async def bias_bot(tmp_path: Path, bias_checkpoint: Path, camembert_checkpoint: Path) -> AsyncIterator[BotOnFakeDiscord]:
     settings_ = make_settings(tmp_path, bias_checkpoint, local_model_dirs=(bias_checkpoint.parent, camembert_checkpoint.parent))
-    async with FakeDiscord() as fake:
-        bot = FillMaskBot(settings_)
-        await start_bot(bot)
-        await bot.registry.get(bot.service.default_model)
-        yield BotOnFakeDiscord(fake, bot, settings_)
-        await stop_bot(bot)
+    async with bot_on_fake_discord(settings_) as running:
+        yield running
 
 
 async def test_the_bias_lens_on_the_prefix_and_the_slash_path(bias_bot: BotOnFakeDiscord) -> None:
@@ -336,10 +330,8 @@ async def test_a_compare_that_loads_costs_a_model_set_cooldown_and_a_failed_one_
 ) -> None:
     roots = (bias_checkpoint.parent, camembert_checkpoint.parent, bert_checkpoint.parent, tmp_path)
     settings_ = make_settings(tmp_path, bias_checkpoint, local_model_dirs=roots, model_set_cooldown_seconds=600)
-    async with FakeDiscord() as fake:
-        bot = FillMaskBot(settings_)
-        await start_bot(bot)
-        await bot.registry.get(bot.service.default_model)
+    async with bot_on_fake_discord(settings_) as running:
+        fake, bot = running.fake, running.bot
 
         async def compare(checkpoint: Path) -> dict[str, Any]:
             mark = fake.mark()
@@ -362,7 +354,6 @@ async def test_a_compare_that_loads_costs_a_model_set_cooldown_and_a_failed_one_
             token = await fake.send_message_command(fake.member_id, MENU_NAME, message_id)
             assert titled(title)(await fake.wait_for_message(token=token, timeout=60))
         assert str(bert_checkpoint) not in bot.registry.loaded
-        await stop_bot(bot)
 
 
 async def test_compare_and_the_bias_lens_in_the_console(bias_checkpoint: Path, camembert_checkpoint: Path) -> None:
