@@ -122,6 +122,17 @@ async def test_compare_shows_the_shared_words_and_marks_the_others(
         assert [line.endswith(ONLY_HERE) for line in lines] == [word not in others for word in words]
 
 
+async def test_a_compare_is_resolved_once_per_command(service: FillMaskService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolving asks the Hub for a renamed repo's id: the cog resolves (for the cooldown) and the
+    flow reuses it, so one compare is one Hub request."""
+    asked: list[str] = []
+    monkeypatch.setattr("bot.service.fill_mask_service.canonical_hub_id", lambda ref: asked.append(ref) or f"new/{ref}")
+    query = await service.resolve_compare(GUILD, service.query(EN_SENTENCE, compare="bert-base-uncased"))
+    assert query.compared == "new/bert-base-uncased" and query.compare == "bert-base-uncased"
+    assert await service.resolve_compare(GUILD, query) is query
+    assert asked == ["bert-base-uncased"]
+
+
 async def test_compare_with_the_servers_own_model_is_refused(service: FillMaskService, bert_checkpoint: Path) -> None:
     with pytest.raises(InvalidRequestError, match="already this server's model"):
         await service.compare_checkpoint(GUILD, str(bert_checkpoint))

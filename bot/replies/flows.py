@@ -50,8 +50,9 @@ async def fill_flow(
     """
     try:
         query = text if isinstance(text, FillQuery) else service.query(text, top_k=top_k, targets=targets, compare=compare)
-        if query.compare is not None:
-            other = await service.compare_checkpoint(guild_id, query.compare)
+        query = await service.resolve_compare(guild_id, query)
+        if query.compared is not None:
+            other = query.compared
             comparing = asyncio.ensure_future(service.compare(guild_id, query, other))
             try:
                 if service.needs_load(other):

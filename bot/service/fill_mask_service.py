@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from bot.i18n import DEFAULT_LOCALE, LANGUAGE_NAMES, LOCALES, N_, Locale, lazy, supported_locale
@@ -145,6 +145,8 @@ class FillQuery:
     compare: str | None = None
     # `{man|woman}`: the sentence is filled once per alternative.
     variants: VariantGroup | None = None
+    # ``compare`` checked and resolved (see :meth:`FillMaskService.resolve_compare`): once per command.
+    compared: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,6 +465,14 @@ class FillMaskService:
                 )
             )
         return checkpoint
+
+    async def resolve_compare(self, guild_id: int | None, query: FillQuery) -> FillQuery:
+        """``query`` with its ``compare`` checked and resolved into ``compared``. Resolving may ask
+        the Hub (a renamed repo), so an adapter that resolves first (for a cooldown) passes the
+        resolved query on, and the flow does not ask again."""
+        if query.compare is None or query.compared is not None:
+            return query
+        return replace(query, compared=await self.compare_checkpoint(guild_id, query.compare))
 
     def needs_load(self, checkpoint: str) -> bool:
         """Whether answering with ``checkpoint`` would load it first."""

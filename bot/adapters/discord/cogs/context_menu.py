@@ -126,10 +126,10 @@ class ContextMenuCog(commands.Cog, name="Context menu"):
                 self._record(ctx, "invalid")
                 return
             self._use_cooldown(ctx)
-            query = self.bot.service.query(text)
+            query = await self.bot.service.resolve_compare(guild_id, self.bot.service.query(text))
             # A right-clicked `compare=` message that loads a checkpoint costs what `/fill compare:` does.
             fill_cog = self.bot.get_cog("Fill")
-            load_turn = await fill_cog.compare_load_turn(ctx, query) if isinstance(fill_cog, FillCog) else None
+            load_turn = fill_cog.compare_load_turn(ctx, query) if isinstance(fill_cog, FillCog) else None
             last = await ctx.follow(fill_flow(self.bot.service, guild_id, query))
         if load_turn is not None and (last is None or not last.succeeded):
             load_turn.reset()

@@ -8,11 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.adapters.discord.cogs.models import checkpoint_choices
 from bot.adapters.discord.context import FillContext
 from bot.adapters.discord.request_outcomes import outcome_of
 from bot.inference.types import DEFAULT_TOP_K, MAX_TOP_K
 from bot.replies.flows import fill_flow
-from bot.replies.model_list import autocomplete_choices
 from bot.service.fill_mask_service import FillQuery
 
 if TYPE_CHECKING:
@@ -43,12 +43,12 @@ class FillCog(commands.Cog, name="Fill"):
         self.bot = bot
         self._compare_loads = commands.DynamicCooldownMapping(compare_load_cooldown, commands.BucketType.guild)
 
-    async def compare_load_turn(self, ctx: FillContext, query: FillQuery) -> commands.Cooldown | None:
-        """For a ``compare`` that must load its checkpoint, spend the server's turn (raising
-        CommandOnCooldown when it is spent); the bucket to refund if the compare fails, else None.
-        The context menu uses it too: a right-clicked ``compare=`` message costs the same."""
-        service = self.bot.service
-        if query.compare is None or not service.needs_load(await service.compare_checkpoint(_guild_id(ctx), query.compare)):
+    def compare_load_turn(self, ctx: FillContext, query: FillQuery) -> commands.Cooldown | None:
+        """For a ``compare`` (resolved: FillMaskService.resolve_compare) that must load its
+        checkpoint, spend the server's turn (raising CommandOnCooldown when it is spent); the
+        bucket to refund if the compare fails, else None. The context menu uses it too: a
+        right-clicked ``compare=`` message costs the same."""
+        if query.compared is None or not self.bot.service.needs_load(query.compared):
             return None
         bucket = self._compare_loads.get_bucket(ctx)
         if bucket is None:
@@ -81,10 +81,10 @@ class FillCog(commands.Cog, name="Fill"):
     ) -> None:
         """Fill in the blanks: !fill [k=N] [compare=<checkpoint>] <sentence with <mask>> [| word, word]"""
         service = self.bot.service
-        guild_id = ctx.guild.id if ctx.guild else None
+        guild_id = _guild_id(ctx)
         # Read first (a refusal goes to the error handler), so a compare's load can cost its cooldown.
-        query = service.query(text, top_k=top_k, targets=targets, compare=compare)
-        load_turn = await self.compare_load_turn(ctx, query)
+        query = await service.resolve_compare(guild_id, service.query(text, top_k=top_k, targets=targets, compare=compare))
+        load_turn = self.compare_load_turn(ctx, query)
         # Defers the interaction at once (the 3-second deadline) or shows "typing" on the prefix path.
         async with self.bot.reply_in_flight(), ctx.working():
             last = await ctx.follow(fill_flow(service, guild_id, query))
@@ -95,8 +95,7 @@ class FillCog(commands.Cog, name="Fill"):
 
     @fill.autocomplete("compare")
     async def compare_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        offered = await self.bot.service.suggest_models(current)
-        return [app_commands.Choice(name=name, value=value) for name, value in autocomplete_choices(current, offered)]
+        return await checkpoint_choices(self.bot, current)
 
 
 async def setup(bot: FillMaskBot) -> None:

@@ -27,6 +27,14 @@ def model_set_cooldown(ctx: commands.Context[FillMaskBot]) -> commands.Cooldown 
     return commands.Cooldown(1, seconds) if seconds > 0 else None
 
 
+async def checkpoint_choices(bot: FillMaskBot, current: str) -> list[app_commands.Choice[str]]:
+    """The autocomplete of a checkpoint option (`model set`, `fill compare:`): from the Hub when
+    it answers within about a second (else from the curated list, while the Hub's answer fills the
+    cache for the next keystroke): Discord waits 3 s at most."""
+    offered = await bot.service.suggest_models(current)
+    return [app_commands.Choice(name=name, value=value) for name, value in autocomplete_choices(current, offered)]
+
+
 class ModelCog(commands.Cog, name="Model"):
     def __init__(self, bot: FillMaskBot) -> None:
         self.bot = bot
@@ -61,10 +69,7 @@ class ModelCog(commands.Cog, name="Model"):
 
     @set_.autocomplete("checkpoint")
     async def set_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        # From the Hub when it answers within about a second (else from the curated list, while
-        # the Hub's answer fills the cache for the next keystroke): Discord waits 3 s at most.
-        offered = await self.bot.service.suggest_models(current)
-        return [app_commands.Choice(name=name, value=value) for name, value in autocomplete_choices(current, offered)]
+        return await checkpoint_choices(self.bot, current)
 
     @model.command(name="list", description="The checkpoints this bot offers, and which are loaded")
     async def list_(self, ctx: FillContext) -> None:
