@@ -429,7 +429,7 @@ class FillMaskService:
                 return await model.fill(request)
             except ModelClosedError:
                 # Evicted between lookup and queueing (another server needed the room): once more.
-                model = await (self._compared_model(checkpoint) if compared else self._model(checkpoint))
+                model = await self._model(checkpoint, compared=compared)
                 return await model.fill(request)
         except FillMaskError:
             self.stats.record_failure()
@@ -482,7 +482,7 @@ class FillMaskService:
         """``query`` answered by the server's checkpoint and by ``other`` (from
         :meth:`compare_checkpoint`), each with its own mask token; the server's setting stays."""
         mine = await self.checkpoint_for(guild_id)
-        models = await asyncio.gather(self._model(mine), self._compared_model(other))
+        models = await asyncio.gather(self._model(mine), self._model(other, compared=True))
         requests = [self._request(model, query.text, query, guild_id) for model in models]
         masks = {count_masks(request.text, model.mask_token) for model, request in zip(models, requests, strict=True)}
         if len(masks) > 1:
@@ -497,18 +497,6 @@ class FillMaskService:
         self.stats.record(max(result.elapsed for result in results))
         first, second = (AnswerColumn(display_name(r.checkpoint), r) for r in results)
         return ComparisonAnswer(query.text, (first, second))
-
-    async def _compared_model(self, checkpoint: str) -> FillModel:
-        try:
-            return await self._unless_restarting(self.registry.get(checkpoint))
-        except CheckpointError as exc:
-            raise ComparedModelUnavailableError(
-                lazy(
-                    "`{checkpoint}` can't be compared right now. {reason}",
-                    checkpoint=display_name(checkpoint),
-                    reason=exc.message,
-                )
-            ) from exc
 
     async def variants(self, guild_id: int | None, query: FillQuery) -> VariantsAnswer:
         """A bias lens: ``query``'s sentence once per alternative of its ``{a|b}`` group, all in
@@ -581,10 +569,20 @@ class FillMaskService:
             )
         return joint
 
-    async def _model(self, checkpoint: str) -> FillModel:
+    async def _model(self, checkpoint: str, *, compared: bool = False) -> FillModel:
+        """The loaded model; a checkpoint that can't be used is told as the server's model, or
+        (``compared``) as the one a ``compare`` named."""
         try:
             return await self._unless_restarting(self.registry.get(checkpoint))
         except CheckpointError as exc:
+            if compared:
+                raise ComparedModelUnavailableError(
+                    lazy(
+                        "`{checkpoint}` can't be compared right now. {reason}",
+                        checkpoint=display_name(checkpoint),
+                        reason=exc.message,
+                    )
+                ) from exc
             if checkpoint == self.default_model:
                 message = lazy("This server's model can't be used right now. {reason}", reason=exc.message)
             else:
